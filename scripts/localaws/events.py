@@ -1,0 +1,121 @@
+"""EventBridge delivery to Lambda and Step Functions targets (moto delivers only to logs, SQS and buses).
+
+A matching event reaches each target asynchronously, as EventBridge delivers: Input (constant JSON),
+InputPath, or InputTransformer, else the event itself in EventBridge's shape (ISO `time`, `account`). A
+Step Functions target starts an execution (StartExecution through local AWS's own endpoint, so injected
+faults apply); a Lambda target is an asynchronous invoke, allowed only if the function's resource policy lets
+events.amazonaws.com invoke it for this rule, as in AWS. Failed deliveries are retried with backoff
+(3 attempts here; EventBridge keeps trying for 24 hours) and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+
+from moto.events.models import Rule
+from moto.events.utils import EventTemplateParser
+
+log = logging.getLogger("localaws.events")
+
+DELIVERY_ATTEMPTS = 3
+
+
+def install(lambda_service, endpoint_url: str) -> None:
+    original = Rule.send_to_targets
+
+    def send_to_targets(self, original_event, transform_input=True):
+        if getattr(self, "state", "ENABLED") != "ENABLED":
+            return
+        if not self.event_pattern.matches_event(original_event):
+            return
+        ours = [t for t in self.targets if _service(t["Arn"]) in ("lambda", "states")]
+        others = [t for t in self.targets if t not in ours]
+        if others:
+            saved = self.targets
+            self.targets = others
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = saved
+        event = _eventbridge_shape(original_event)
+        for target in ours:
+            payload = _target_input(target, event)
+            threading.Thread(target=_deliver, args=(self, target, payload, lambda_service, endpoint_url),
+                             daemon=True).start()
+
+    Rule.send_to_targets = send_to_targets
+
+
+def _service(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def _eventbridge_shape(event: dict) -> dict:
+    out = {k: event[k] for k in ("version", "id", "detail-type", "source", "account", "time", "region",
+                                  "resources", "detail") if k in event}
+    t = out.get("time")
+    if isinstance(t, (int, float)):
+        out["time"] = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["ingestion-time"] = event.get("ingestion-time")
+    return out
+
+
+def _target_input(target: dict, event: dict) -> str:
+    public = {k: v for k, v in event.items() if k != "ingestion-time"}
+    if target.get("Input"):
+        return target["Input"]
+    if target.get("InputPath"):
+        from jsonpath_ng.ext import parse
+        matches = parse(target["InputPath"]).find(public)
+        return json.dumps(matches[0].value if matches else None)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return json.dumps(EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        ))
+    return json.dumps(public)
+
+
+def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> None:
+    arn = target["Arn"]
+    for attempt in range(1, DELIVERY_ATTEMPTS + 1):
+        try:
+            if _service(arn) == "states":
+                _start_execution(rule, arn, payload, endpoint_url)
+            else:
+                _invoke_lambda(rule, arn, payload, lambda_service)
+            log.info("delivered event from rule %s to %s", rule.name, arn)
+            return
+        except PermissionError as e:
+            log.warning("rule %s cannot deliver to %s: %s", rule.name, arn, e)
+            return
+        except Exception as e:  # retried: throttling, an execution that failed to start, ...
+            log.warning("rule %s delivery to %s failed (attempt %d/%d): %s", rule.name, arn, attempt,
+                        DELIVERY_ATTEMPTS, e)
+            time.sleep(0.5 * 2 ** (attempt - 1))
+
+
+def _start_execution(rule, arn: str, payload: str, endpoint_url: str) -> None:
+    import boto3
+    region = arn.split(":")[3]
+    client = boto3.client("stepfunctions", region_name=region, endpoint_url=endpoint_url,
+                          aws_access_key_id="events", aws_secret_access_key="events")
+    client.start_execution(stateMachineArn=arn, input=payload)
+
+
+def _invoke_lambda(rule, arn: str, payload: str, lambda_service) -> None:
+    parts = arn.split(":")
+    region, account = parts[3], parts[4]
+    with lambda_service.lock:
+        fn, _ = lambda_service._function(account, region, arn)
+        if not lambda_service.allows(fn, "events.amazonaws.com", rule.arn):
+            raise PermissionError(f"the resource policy of {fn.arn} does not allow events.amazonaws.com "
+                                  f"to invoke it for {rule.arn} (add a lambda:InvokeFunction permission)")
+    lambda_service.invoke_event(account, region, arn, payload.encode())

@@ -1,0 +1,227 @@
+"""Local AWS's front door: one endpoint for every service, moto behind it, our extensions in front.
+
+Each request is, in this order: a control call (/_local/...), a registry call (/v2/... without SigV4), a
+faulted call (an armed fault for its service and operation answers instead), a Lambda call (lambda_api), a
+CloudWatch CBOR call (cbor), or anything else, which moto answers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from . import cbor, events, protocol
+from .code import CodeStore
+from .faults import FaultError, FaultRegistry
+from .lambda_api import ApiError, LambdaService
+from .registry import Registry, install_ecr_hooks
+
+log = logging.getLogger("localaws")
+
+STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
+               403: "Forbidden", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed",
+               413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
+               500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def _read_body(environ) -> bytes:
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        return stream.read(int(length))
+    if environ.get("wsgi.input_terminated") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return stream.read()
+    return b""
+
+
+class LocalAws:
+    def __init__(self, moto_app, lambda_service: LambdaService, registry: Registry, faults: FaultRegistry):
+        self.moto_app = moto_app
+        self.lambda_service = lambda_service
+        self.registry = registry
+        self.faults = faults
+        self.started = time.time()
+
+    def __call__(self, environ, start_response):
+        try:
+            status, headers, body = self.handle(environ)
+        except Exception as e:  # a bug of ours: answer as AWS's 500, keep serving
+            log.exception("local AWS failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            call = protocol.Call(None, None, "us-east-1", "json")
+            status, headers, body = protocol.error_response(call, "ServiceException", f"local AWS error: {e}", 500)
+        if status is None:  # passed through to moto
+            return headers
+        start_response(f"{status} {STATUS_TEXT.get(status, 'Status')}", list(headers))
+        return [body]
+
+    def handle(self, environ):
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_local/"):
+            return self.control(method, path, _read_body(environ))
+        if path.startswith("/v2") and "HTTP_AUTHORIZATION" not in environ:
+            query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+            headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+            if environ.get("CONTENT_TYPE"):
+                headers["content-type"] = environ["CONTENT_TYPE"]
+            return self.registry.handle(method, path, query, headers, _read_body(environ))
+
+        body = _read_body(environ)
+        call = protocol.identify(environ, body)
+        route = None
+        if LambdaService.is_lambda_path(path) and call.service in (None, "lambda"):
+            call.service, call.protocol = "lambda", "rest-json"
+            route = self.lambda_service.route(method, path)
+            if route is not None:
+                call.operation = route[0]
+        fault = self.faults.take(call.service, call.operation, path + "\n" + body.decode("utf-8", "replace"))
+        if fault is not None:
+            log.info("fault #%d: %s.%s answers %s", fault.id, call.service, call.operation, fault.error)
+            if fault.error == "timeout":
+                time.sleep(fault.delay_seconds)
+                return protocol.error_response(call, "GatewayTimeout",
+                                               fault.message or "injected timeout: the call was not carried out", 504)
+            return protocol.error_response(
+                call, fault.error, fault.message or f"{fault.error}: injected by local AWS (fault #{fault.id})",
+                fault.status)
+        if route is not None:
+            return self.lambda_call(call, route, environ, body)
+        if call.protocol == "cbor" and call.service == "monitoring":
+            return self.cloudwatch_cbor(call, environ, body)
+        return self.pass_through(environ, body)
+
+    # -- moto -------------------------------------------------------------------------------------
+    def _call_moto(self, environ, body):
+        environ = dict(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        captured = {}
+
+        def start_response(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        chunks = self.moto_app(environ, start_response)
+        data = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+        return int(captured["status"].split()[0]), captured["headers"], data
+
+    def pass_through(self, environ, body):
+        return self._call_moto(environ, body)
+
+    def cloudwatch_cbor(self, call, environ, body):
+        try:
+            json_body = cbor.request_to_json(body)
+        except Exception as e:
+            return protocol.error_response(call, "SerializationException", f"request is not valid CBOR: {e}", 400)
+        env = dict(environ)
+        env["PATH_INFO"] = "/"
+        env["CONTENT_TYPE"] = "application/x-amz-json-1.0"
+        env["HTTP_X_AMZ_TARGET"] = f"GraniteServiceVersion20100801.{call.operation}"
+        env.pop("HTTP_SMITHY_PROTOCOL", None)
+        status, _, data = self._call_moto(env, json_body)
+        out = cbor.response_to_cbor(status, data)
+        return status, [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")], out
+
+    # -- Lambda -----------------------------------------------------------------------------------
+    def lambda_call(self, call, route, environ, body):
+        op, handler, params = route
+        raw_query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        query = {k: v[0] for k, v in raw_query.items()}
+        query["tagKeys__all"] = raw_query.get("tagKeys", [])
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        from moto.core import DEFAULT_ACCOUNT_ID
+        try:
+            result = handler(DEFAULT_ACCOUNT_ID, call.region, params, query, headers, body)
+        except ApiError as e:
+            status, hdrs, payload = protocol.error_response(call, e.code, e.message, e.status)
+            if e.extra:
+                doc = json.loads(payload)
+                doc.update(e.extra)
+                payload = json.dumps(doc).encode()
+            return status, hdrs, payload
+        request_id = [("x-amzn-RequestId", os.urandom(16).hex())]
+        if len(result) == 3:
+            status, payload, extra = result
+            hdrs = [("Content-Type", "application/json")] + list(extra.items()) + request_id
+            return status, hdrs, payload or b""
+        status, doc = result
+        if doc is None:
+            return status, request_id, b""
+        return status, [("Content-Type", "application/json")] + request_id, json.dumps(doc).encode()
+
+    # -- control ----------------------------------------------------------------------------------
+    def control(self, method, path, body):
+        def reply(status, doc):
+            return status, [("Content-Type", "application/json")], json.dumps(doc).encode()
+
+        if path == "/_local/health":
+            return reply(200, {"status": "running", "pid": os.getpid(), "uptimeSeconds": round(time.time() - self.started, 1),
+                               "lambdaUpdateDelaySeconds": self.lambda_service.update_delay})
+        if path == "/_local/faults":
+            if method == "GET":
+                return reply(200, {"faults": self.faults.list()})
+            if method == "DELETE":
+                return reply(200, {"cleared": self.faults.clear()})
+            if method == "POST":
+                try:
+                    spec = json.loads(body or b"null")
+                    specs = spec if isinstance(spec, list) else [spec]
+                    added = [self.faults.add(s).to_json() for s in specs]
+                except (ValueError, FaultError) as e:
+                    return reply(400, {"error": str(e)})
+                return reply(201, {"faults": added})
+        if path == "/_local/config" and method == "POST":
+            try:
+                spec = json.loads(body or b"{}")
+                delay = spec.get("lambdaUpdateDelaySeconds")
+                if delay is not None:
+                    if not isinstance(delay, (int, float)) or not 0 <= delay <= 60:
+                        raise ValueError("lambdaUpdateDelaySeconds must be a number from 0 to 60")
+                    self.lambda_service.update_delay = float(delay)
+            except (ValueError, AttributeError) as e:
+                return reply(400, {"error": str(e)})
+            return reply(200, {"lambdaUpdateDelaySeconds": self.lambda_service.update_delay})
+        return reply(404, {"error": f"unknown control endpoint {method} {path}; see scripts/localaws/README.md"})
+
+
+def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions interpreter calls services at this port
+    from moto.core.config import default_user_config
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    default_user_config["lambda"]["use_docker"] = False
+
+    endpoint = f"http://127.0.0.1:{port}"
+    registry = Registry(state_dir / "registry", region)
+    code = CodeStore(state_dir / "cache", registry)
+    lambda_service = LambdaService(code, endpoint, update_delay)
+    install_ecr_hooks()
+    events.install(lambda_service, endpoint)
+    app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())
+    server = make_server("127.0.0.1", port, app, threaded=True)
+
+    import signal
+
+    def stop(*_):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("local AWS listening on %s (state in %s)", endpoint, state_dir)
+    try:
+        server.serve_forever()
+    finally:
+        lambda_service.shutdown()
+        log.info("local AWS stopped")

@@ -1,0 +1,100 @@
+"""What an invocation leaves behind in CloudWatch: AWS/Lambda metrics and the function's log stream.
+
+Metrics, per invocation, in namespace AWS/Lambda, as Lambda publishes them:
+  Invocations, Errors, Duration (Milliseconds), Throttles (Count) with dimensions
+  {FunctionName}; {FunctionName, Resource=<function>:<qualifier>} when a qualifier was used;
+  {FunctionName, Resource=<function>:<alias>, ExecutedVersion=<version>} when an alias was invoked.
+Logs: everything the process prints goes to the function's log group (LoggingConfig.LogGroup or
+/aws/lambda/<name>), one stream per sandbox, with the START/END/REPORT platform lines (JSON records when
+LoggingConfig.LogFormat is JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.logs.models import logs_backends
+
+_lock = threading.Lock()
+
+
+def put_invocation_metrics(account: str, region: str, function: str, qualifier: str | None,
+                           alias: str | None, executed_version: str, *, error: bool, duration_ms: float | None,
+                           throttled: bool) -> None:
+    dimension_sets = [[{"Name": "FunctionName", "Value": function}]]
+    if qualifier and qualifier != "$LATEST":
+        resource = [{"Name": "FunctionName", "Value": function}, {"Name": "Resource", "Value": f"{function}:{qualifier}"}]
+        dimension_sets.append(resource)
+        if alias:
+            dimension_sets.append(resource + [{"Name": "ExecutedVersion", "Value": executed_version}])
+    now = datetime.now(timezone.utc)
+    data = []
+    for dims in dimension_sets:
+        if throttled:
+            data.append({"MetricName": "Throttles", "Value": 1.0, "Unit": "Count", "Dimensions": dims, "Timestamp": now})
+            continue
+        data.append({"MetricName": "Invocations", "Value": 1.0, "Unit": "Count", "Dimensions": dims, "Timestamp": now})
+        data.append({"MetricName": "Errors", "Value": 1.0 if error else 0.0, "Unit": "Count", "Dimensions": dims,
+                     "Timestamp": now})
+        if duration_ms is not None:
+            data.append({"MetricName": "Duration", "Value": float(duration_ms), "Unit": "Milliseconds",
+                         "Dimensions": dims, "Timestamp": now})
+    with _lock:
+        cloudwatch_backends[account][region].put_metric_data("AWS/Lambda", data)
+
+
+class LogStream:
+    """One sandbox's log stream."""
+
+    def __init__(self, account: str, region: str, group: str, version: str, json_format: bool):
+        self.backend = logs_backends[account][region]
+        self.group = group
+        self.json_format = json_format
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        import uuid
+        self.stream = f"{day}/[{version}]{uuid.uuid4().hex}"
+        with _lock:
+            self.backend.ensure_log_group(group)
+            self.backend.create_log_stream(group, self.stream)
+        self._last_ts = 0
+
+    def write(self, message: str) -> None:
+        if not message:
+            return
+        with _lock:
+            ts = max(int(time.time() * 1000), self._last_ts)
+            self._last_ts = ts
+            try:
+                self.backend.put_log_events(self.group, self.stream, [{"timestamp": ts, "message": message}])
+            except Exception:
+                # The group may have been deleted by a test or an operator; Lambda would recreate it.
+                self.backend.ensure_log_group(self.group)
+                self.backend.create_log_stream(self.group, self.stream)
+                self.backend.put_log_events(self.group, self.stream, [{"timestamp": ts, "message": message}])
+
+    def platform(self, kind: str, request_id: str, version: str, **metrics) -> None:
+        if self.json_format:
+            record = {"requestId": request_id}
+            if kind == "start":
+                record["version"] = version
+            if kind == "report":
+                record["metrics"] = metrics
+                record["status"] = "success"
+            self.write(json.dumps({"time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                                   "type": f"platform.{kind}", "record": record}))
+            return
+        if kind == "start":
+            self.write(f"START RequestId: {request_id} Version: {version}")
+        elif kind == "end":
+            self.write(f"END RequestId: {request_id}")
+        else:
+            line = (f"REPORT RequestId: {request_id}\tDuration: {metrics['durationMs']:.2f} ms\t"
+                    f"Billed Duration: {metrics['billedDurationMs']} ms\tMemory Size: {metrics['memorySizeMB']} MB\t"
+                    f"Max Memory Used: {metrics['maxMemoryUsedMB']} MB")
+            if metrics.get("initDurationMs") is not None:
+                line += f"\tInit Duration: {metrics['initDurationMs']:.2f} ms"
+            self.write(line + "\t")

@@ -1,0 +1,69 @@
+//! A small real Lambda function: local AWS's self-tests run it as the code under test.
+//!
+//! What it does is chosen by the event, so one binary exercises every path of the Runtime API:
+//! `{"echo": x}` answers `x` with the invocation's context; `{"sleepMs": n}` takes n ms (timeouts);
+//! `{"fail": {"type": t, "message": m}}` is a handler error of type `t`; `{"exit": code}` ends the process
+//! mid-invocation; `{"print": s}` writes `s` to stdout (logs). `FIXTURE_INIT=exit` makes init fail, and
+//! `FIXTURE_VARIANT` is echoed back so tests can tell two builds or configurations apart.
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+struct Failure {
+    kind: String,
+    message: String,
+}
+
+impl From<Failure> for Diagnostic {
+    fn from(f: Failure) -> Self {
+        Diagnostic {
+            error_type: f.kind,
+            error_message: f.message,
+        }
+    }
+}
+
+async fn handle(event: LambdaEvent<Value>) -> Result<Value, Failure> {
+    let (payload, ctx) = event.into_parts();
+    if let Some(line) = payload.get("print").and_then(Value::as_str) {
+        println!("{line}");
+    }
+    if let Some(ms) = payload.get("sleepMs").and_then(Value::as_u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(code) = payload.get("exit").and_then(Value::as_i64) {
+        std::process::exit(code as i32);
+    }
+    if let Some(fail) = payload.get("fail") {
+        return Err(Failure {
+            kind: fail["type"].as_str().unwrap_or("FixtureError").to_string(),
+            message: fail["message"].as_str().unwrap_or("failed on request").to_string(),
+        });
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    tracing::info!(request_id = %ctx.request_id, "fixture handled an event");
+    Ok(json!({
+        "echo": payload.get("echo").cloned().unwrap_or(Value::Null),
+        "requestId": ctx.request_id,
+        "functionArn": ctx.invoked_function_arn,
+        "deadlineMs": ctx.deadline,
+        "variant": env("FIXTURE_VARIANT"),
+        "functionName": env("AWS_LAMBDA_FUNCTION_NAME"),
+        "functionVersion": env("AWS_LAMBDA_FUNCTION_VERSION"),
+        "memorySize": env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        "logFormat": env("AWS_LAMBDA_LOG_FORMAT"),
+        "logGroup": env("AWS_LAMBDA_LOG_GROUP_NAME"),
+        "region": env("AWS_REGION"),
+    }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    if std::env::var("FIXTURE_INIT").as_deref() == Ok("exit") {
+        eprintln!("fixture: FIXTURE_INIT=exit, failing init on purpose");
+        std::process::exit(3);
+    }
+    lambda_runtime::run(service_fn(handle)).await
+}
