@@ -43,7 +43,11 @@ def install(lambda_service, endpoint_url: str) -> None:
                 self.targets = saved
         event = _eventbridge_shape(original_event)
         for target in ours:
-            payload = _target_input(target, event)
+            try:
+                payload = _target_input(target, event)
+            except Exception as e:  # a broken InputTransformer fails this target, not the event's source
+                log.warning("rule %s: input for target %s could not be built: %s", self.name, target["Arn"], e)
+                continue
             threading.Thread(target=_deliver, args=(self, target, payload, lambda_service, endpoint_url),
                              daemon=True).start()
 

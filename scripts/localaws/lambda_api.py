@@ -987,14 +987,14 @@ class LambdaService:
                     fn.pool.setdefault((version, snap.config["RevisionId"]), []).append(sandbox)
             sandbox.collector = lines
             stream = sandbox.stream
-            stream.platform("start", request_id, version)
+            lines.append(stream.platform("start", request_id, version))
             outcome = sandbox.invoke(payload, request_id, client_context)
             memory = snap.config.get("MemorySize", 128)
-            stream.platform("end", request_id, version)
-            stream.platform("report", request_id, version, durationMs=round(outcome.duration_ms, 2),
+            lines.append(stream.platform("end", request_id, version))
+            lines.append(stream.platform("report", request_id, version, durationMs=round(outcome.duration_ms, 2),
                             billedDurationMs=max(1, int(outcome.duration_ms + 0.999)), memorySizeMB=memory,
                             maxMemoryUsedMB=outcome.max_memory_mb,
-                            initDurationMs=round(outcome.init_duration_ms, 2) if outcome.init_duration_ms else None)
+                            initDurationMs=round(outcome.init_duration_ms, 2) if outcome.init_duration_ms else None))
             telemetry.put_invocation_metrics(fn.account, fn.region, fn.name, qual, alias, version,
                                              error=outcome.function_error is not None,
                                              duration_ms=outcome.duration_ms, throttled=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -76,6 +77,11 @@ def identify(environ, body: bytes) -> Call:
 
 def error_response(call: Call, code: str, message: str, status: int | None = None):
     """(status, headers, body) for an error in the call's protocol."""
+    status, headers, body = _error_response(call, code, message, status)
+    return status, headers + [("x-amzn-RequestId", str(uuid.uuid4()))], body
+
+
+def _error_response(call: Call, code: str, message: str, status: int | None = None):
     status = status or STATUS.get(code, 400)
     if call.protocol == "cbor":
         body = cbor2.dumps({"__type": code, "message": message})

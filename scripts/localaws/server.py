@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from . import cbor, events, protocol
+from . import cbor, events, protocol, telemetry
 from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
@@ -53,7 +53,8 @@ class LocalAws:
             status, headers, body = self.handle(environ)
         except Exception as e:  # a bug of ours: answer as AWS's 500, keep serving
             log.exception("local AWS failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            call = protocol.Call(None, None, "us-east-1", "json")
+            call = protocol.Call(None, None, "us-east-1",
+                                 "cbor" if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor" else "json")
             status, headers, body = protocol.error_response(call, "ServiceException", f"local AWS error: {e}", 500)
         if status is None:  # passed through to moto
             return headers
@@ -208,6 +209,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     code = CodeStore(state_dir / "cache", registry)
     lambda_service = LambdaService(code, endpoint, update_delay)
     install_ecr_hooks()
+    telemetry.install_exact_dimension_match()
     events.install(lambda_service, endpoint)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())
     server = make_server("127.0.0.1", port, app, threaded=True)

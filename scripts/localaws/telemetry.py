@@ -31,7 +31,7 @@ def put_invocation_metrics(account: str, region: str, function: str, qualifier: 
         dimension_sets.append(resource)
         if alias:
             dimension_sets.append(resource + [{"Name": "ExecutedVersion", "Value": executed_version}])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # moto keeps metric times naive UTC
     data = []
     for dims in dimension_sets:
         if throttled:
@@ -76,7 +76,13 @@ class LogStream:
                 self.backend.create_log_stream(self.group, self.stream)
                 self.backend.put_log_events(self.group, self.stream, [{"timestamp": ts, "message": message}])
 
-    def platform(self, kind: str, request_id: str, version: str, **metrics) -> None:
+    def platform(self, kind: str, request_id: str, version: str, **metrics) -> str:
+        """Write a START/END/REPORT record; returns the line written."""
+        line = self._platform_line(kind, request_id, version, **metrics)
+        self.write(line)
+        return line
+
+    def _platform_line(self, kind: str, request_id: str, version: str, **metrics) -> str:
         if self.json_format:
             record = {"requestId": request_id}
             if kind == "start":
@@ -84,17 +90,42 @@ class LogStream:
             if kind == "report":
                 record["metrics"] = metrics
                 record["status"] = "success"
-            self.write(json.dumps({"time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-                                   "type": f"platform.{kind}", "record": record}))
-            return
+            return json.dumps({"time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                               "type": f"platform.{kind}", "record": record})
         if kind == "start":
-            self.write(f"START RequestId: {request_id} Version: {version}")
-        elif kind == "end":
-            self.write(f"END RequestId: {request_id}")
-        else:
-            line = (f"REPORT RequestId: {request_id}\tDuration: {metrics['durationMs']:.2f} ms\t"
-                    f"Billed Duration: {metrics['billedDurationMs']} ms\tMemory Size: {metrics['memorySizeMB']} MB\t"
-                    f"Max Memory Used: {metrics['maxMemoryUsedMB']} MB")
-            if metrics.get("initDurationMs") is not None:
-                line += f"\tInit Duration: {metrics['initDurationMs']:.2f} ms"
-            self.write(line + "\t")
+            return f"START RequestId: {request_id} Version: {version}"
+        if kind == "end":
+            return f"END RequestId: {request_id}"
+        line = (f"REPORT RequestId: {request_id}\tDuration: {metrics['durationMs']:.2f} ms\t"
+                f"Billed Duration: {metrics['billedDurationMs']} ms\tMemory Size: {metrics['memorySizeMB']} MB\t"
+                f"Max Memory Used: {metrics['maxMemoryUsedMB']} MB")
+        if metrics.get("initDurationMs") is not None:
+            line += f"\tInit Duration: {metrics['initDurationMs']:.2f} ms"
+        return line + "\t"
+
+
+def install_exact_dimension_match() -> None:
+    """GetMetricStatistics matches a metric only when its dimension set equals the query's, as CloudWatch
+    does (moto matches any metric that has the queried dimensions among others, so a query by FunctionName
+    alone would also count the per-alias and per-version series)."""
+    from moto.cloudwatch.models import CloudWatchBackend, MetricDatumBase
+
+    exact = threading.local()
+    original_filter = MetricDatumBase.filter
+    original_stats = CloudWatchBackend.get_metric_statistics
+
+    def filter(self, namespace, name, dimensions, already_present_metrics=None):
+        ok = original_filter(self, namespace, name, dimensions, already_present_metrics)
+        if ok and getattr(exact, "on", False):
+            return len(self.dimensions) == len(dimensions or [])
+        return ok
+
+    def get_metric_statistics(self, *args, **kwargs):
+        exact.on = True
+        try:
+            return original_stats(self, *args, **kwargs)
+        finally:
+            exact.on = False
+
+    MetricDatumBase.filter = filter
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics

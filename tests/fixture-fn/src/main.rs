@@ -38,7 +38,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Failure> {
     if let Some(fail) = payload.get("fail") {
         return Err(Failure {
             kind: fail["type"].as_str().unwrap_or("FixtureError").to_string(),
-            message: fail["message"].as_str().unwrap_or("failed on request").to_string(),
+            message: fail["message"]
+                .as_str()
+                .unwrap_or("failed on request")
+                .to_string(),
         });
     }
     let env = |k: &str| std::env::var(k).ok();

@@ -1,0 +1,95 @@
+//! The fixture Lambda: built once per test run as a static binary, packaged as a zip or an image.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The fixture binary, statically linked (a `FROM scratch` image has no libc to load).
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "fixture-fn", "--target", TARGET])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env("CARGO_TARGET_DIR", target_dir())
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the fixture function failed");
+        target_dir().join(TARGET).join("debug").join("fixture-fn")
+    })
+}
+
+/// A provided.al2023 zip package: the fixture as `bootstrap`.
+pub fn zip() -> Vec<u8> {
+    let bytes = std::fs::read(binary()).expect("fixture binary");
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options).expect("zip entry");
+    zip.write_all(&bytes).expect("zip write");
+    zip.finish().expect("zip finish");
+    out.into_inner()
+}
+
+/// Build the fixture image (its `FIXTURE_VARIANT` set to `variant`) and push it to local ECR as
+/// `repo:tag`. Returns the pushed manifest digest.
+pub fn push_image(repo: &str, tag: &str, variant: &str) -> String {
+    push_image_from(
+        repo,
+        tag,
+        variant,
+        &workspace_root().join("tests/fixture-fn/Dockerfile"),
+    )
+}
+
+/// As [`push_image`], from another Dockerfile (the context holds the fixture binary as `fixture-fn`).
+pub fn push_image_from(repo: &str, tag: &str, variant: &str, dockerfile: &Path) -> String {
+    let context = target_dir().join("fixture-context");
+    std::fs::create_dir_all(&context).expect("context dir");
+    // Copy, then rename over: builds running in parallel each read a whole file.
+    let tmp = context.join(crate::unique("fixture-fn"));
+    std::fs::copy(binary(), &tmp).expect("copy fixture");
+    std::fs::rename(&tmp, context.join("fixture-fn")).expect("place fixture");
+    let out = Command::new(workspace_root().join("scripts/build-image"))
+        .arg("--file")
+        .arg(dockerfile)
+        .arg("--context")
+        .arg(&context)
+        .args(["--name", &format!("{repo}:{tag}")])
+        .args(["--build-arg", &format!("VARIANT={variant}")])
+        .args([
+            "--push",
+            &format!("{}/{repo}:{tag}", crate::sdk::registry()),
+        ])
+        .arg("--insecure")
+        .output()
+        .expect("scripts/build-image runs");
+    assert!(
+        out.status.success(),
+        "scripts/build-image failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 digest")
+        .trim()
+        .to_string()
+}

@@ -1,0 +1,69 @@
+//! SDK configuration for local AWS.
+
+use aws_config::{retry::RetryConfig, BehaviorVersion, Region, SdkConfig};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// The local AWS endpoint the tests talk to.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".to_string())
+}
+
+/// Registry host:port of local ECR (the endpoint without its scheme).
+pub fn registry() -> String {
+    endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// SDK config for local AWS. Panics with what to do when local AWS is not running.
+pub async fn config() -> SdkConfig {
+    let endpoint = endpoint();
+    let health = reqwest::get(format!("{endpoint}/_local/health")).await;
+    if !matches!(&health, Ok(r) if r.status().is_success()) {
+        panic!(
+            "local AWS does not answer at {endpoint}: start it with `scripts/local-aws start` \
+             (scripts/test.sh does this for you)"
+        );
+    }
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "local-aws",
+        ))
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// The ECR image URI of `repo:tag` (or `repo@digest`) in local AWS's account and region.
+pub fn image_uri(repo: &str, reference: &str) -> String {
+    let sep = if reference.starts_with("sha256:") {
+        '@'
+    } else {
+        ':'
+    };
+    format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}{sep}{reference}")
+}
+
+/// An IAM role Lambda functions and state machines can use (created once per local AWS).
+pub async fn role(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","states.amazonaws.com","events.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#;
+    match iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+    {
+        Ok(out) => out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+        Err(_) => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+    }
+}
