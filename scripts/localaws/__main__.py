@@ -14,9 +14,12 @@ def main() -> None:
     s.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", "4566")))
     s.add_argument("--state-dir", type=Path, default=Path(".local-aws"))
     s.add_argument("--region", default="us-east-1")
-    s.add_argument("--lambda-update-delay", type=float,
-                   default=float(os.environ.get("LOCAL_AWS_LAMBDA_UPDATE_DELAY", "1.0")),
-                   help="seconds a Lambda update stays InProgress (default 1)")
+    s.add_argument(
+        "--lambda-update-delay",
+        type=float,
+        default=float(os.environ.get("LOCAL_AWS_LAMBDA_UPDATE_DELAY", "1.0")),
+        help="seconds a Lambda update stays InProgress (default 1)",
+    )
     args = parser.parse_args()
     serve(args.port, args.state_dir, args.region, args.lambda_update_delay)
 

@@ -9,20 +9,30 @@ as CBOR tag 1 (epoch seconds), errors as {"__type", "message"}.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import cbor2
 
 # Response members that are timestamps in CloudWatch's model.
-TIMESTAMP_KEYS = {"Timestamp", "Timestamps", "StateUpdatedTimestamp", "AlarmConfigurationUpdatedTimestamp",
-                  "StateTransitionedTimestamp", "LastModified", "CreationDate", "LastUpdateDate",
-                  "StartTime", "EndTime", "LastUpdated"}
+TIMESTAMP_KEYS = {
+    "Timestamp",
+    "Timestamps",
+    "StateUpdatedTimestamp",
+    "AlarmConfigurationUpdatedTimestamp",
+    "StateTransitionedTimestamp",
+    "LastModified",
+    "CreationDate",
+    "LastUpdateDate",
+    "StartTime",
+    "EndTime",
+    "LastUpdated",
+}
 
 
 def to_json(value):
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.timestamp()
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
@@ -30,6 +40,7 @@ def to_json(value):
         return [to_json(v) for v in value]
     if isinstance(value, bytes):
         import base64
+
         return base64.b64encode(value).decode()
     return value
 
@@ -40,7 +51,7 @@ def from_json(value, key: str | None = None):
     if isinstance(value, list):
         return [from_json(v, key) for v in value]
     if key in TIMESTAMP_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     if key in TIMESTAMP_KEYS and isinstance(value, str):
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -63,4 +74,4 @@ def response_to_cbor(status: int, body: bytes) -> bytes:
         code = doc.get("__type") or doc.get("code") or "InternalFailure"
         doc = {"__type": code.split("#")[-1], "message": doc.get("message") or doc.get("Message") or ""}
         return cbor2.dumps(doc)
-    return cbor2.dumps(from_json(doc), datetime_as_timestamp=True, timezone=timezone.utc)
+    return cbor2.dumps(from_json(doc), datetime_as_timestamp=True, timezone=UTC)

@@ -88,13 +88,17 @@ class CodeStore:
     def resolve_image(self, image_uri: str, account_id: str, region: str) -> ResolvedImage:
         m = IMAGE_URI.match(image_uri or "")
         if not m:
-            raise CodeError("InvalidImage",
-                            f"Source image {image_uri} is not valid. Provide a valid source image: "
-                            "<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>.")
+            raise CodeError(
+                "InvalidImage",
+                f"Source image {image_uri} is not valid. Provide a valid source image: "
+                "<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>.",
+            )
         if m["account"] != account_id or m["region"] != region:
-            raise CodeError("ImageAccessDenied",
-                            f"Source image {image_uri} is in another account or region; local AWS serves "
-                            f"account {account_id} in {region} only.")
+            raise CodeError(
+                "ImageAccessDenied",
+                f"Source image {image_uri} is in another account or region; local AWS serves "
+                f"account {account_id} in {region} only.",
+            )
         ref = m["digest"] or m["tag"] or "latest"
         try:
             image = self.registry.find_image(m["repo"], ref, region, account_id)
@@ -105,17 +109,22 @@ class CodeStore:
         manifest = json.loads(image.image_manifest)
         media_type = manifest.get("mediaType") or image.image_manifest_mediatype
         if media_type in INDEX_TYPES:
-            raise CodeError("InvalidImage",
-                            f"The image manifest, config or layer media type for the source image {image_uri} "
-                            "is not supported: it is an image index (multi-architecture). Lambda runs "
-                            "single-architecture images: push a platform-specific image and use its digest.")
+            raise CodeError(
+                "InvalidImage",
+                f"The image manifest, config or layer media type for the source image {image_uri} "
+                "is not supported: it is an image index (multi-architecture). Lambda runs "
+                "single-architecture images: push a platform-specific image and use its digest.",
+            )
         if media_type not in MANIFEST_TYPES:
-            raise CodeError("InvalidImage", f"The image manifest media type {media_type} of {image_uri} is not supported.")
+            raise CodeError(
+                "InvalidImage", f"The image manifest media type {media_type} of {image_uri} is not supported."
+            )
         return ResolvedImage(m["account"], m["region"], m["repo"], image.get_image_digest(), image_uri)
 
     @staticmethod
     def zip_sha256(zip_bytes: bytes) -> str:
         import base64
+
         return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
     # -- materialisation when a sandbox starts ---------------------------------------------------
@@ -132,7 +141,9 @@ class CodeStore:
                         for info in zf.infolist():
                             target = (tmp / info.filename).resolve()
                             if not str(target).startswith(str(tmp.resolve())):
-                                raise CodeError("InvalidZipFileException", f"zip entry {info.filename} escapes the package")
+                                raise CodeError(
+                                    "InvalidZipFileException", f"zip entry {info.filename} escapes the package"
+                                )
                             zf.extract(info, tmp)
                             mode = (info.external_attr >> 16) & 0o777
                             if mode and not info.is_dir():
@@ -142,9 +153,12 @@ class CodeStore:
                 tmp.rename(root)
         bootstrap = root / "bootstrap"
         if not bootstrap.is_file():
-            raise CodeError("InvalidZipFileException",
-                            "The zip has no `bootstrap` at its root; a provided.al2023 function needs an "
-                            "executable named bootstrap.", api_error="InvalidParameterValueException")
+            raise CodeError(
+                "InvalidZipFileException",
+                "The zip has no `bootstrap` at its root; a provided.al2023 function needs an "
+                "executable named bootstrap.",
+                api_error="InvalidParameterValueException",
+            )
         if not os.access(bootstrap, os.X_OK):
             os.chmod(bootstrap, bootstrap.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         return Artifact(root=root, argv=[str(bootstrap)], workdir=str(root), chroot=False)
@@ -190,14 +204,17 @@ class CodeStore:
                     found = f"{d.rstrip('/')}/{exe}"
                     break
             if found is None:
-                raise CodeError("InvalidEntrypoint",
-                                f"Runtime.InvalidEntrypoint: entrypoint {exe!r} is not in the image {resolved.resolved_uri}.")
+                raise CodeError(
+                    "InvalidEntrypoint",
+                    f"Runtime.InvalidEntrypoint: entrypoint {exe!r} is not in the image {resolved.resolved_uri}.",
+                )
             argv[0] = found
         host_exe = root / argv[0].lstrip("/")
         if not host_exe.is_file() or not os.access(host_exe, os.X_OK):
-            raise CodeError("InvalidEntrypoint",
-                            f"Runtime.InvalidEntrypoint: {argv[0]} is not an executable file in the image "
-                            f"{resolved.resolved_uri}.")
+            raise CodeError(
+                "InvalidEntrypoint",
+                f"Runtime.InvalidEntrypoint: {argv[0]} is not an executable file in the image {resolved.resolved_uri}.",
+            )
         if not chroot:
             argv[0] = str(host_exe)
             workdir = str(root / workdir.lstrip("/"))
@@ -231,7 +248,9 @@ class CodeStore:
                     members.append(member)
                 tar.extractall(root, members=members, filter="tar")
         except (tarfile.TarError, OSError) as e:
-            raise CodeError("InvalidImage", f"Layer {layer['digest']} of {resolved.resolved_uri} cannot be unpacked: {e}")
+            raise CodeError(
+                "InvalidImage", f"Layer {layer['digest']} of {resolved.resolved_uri} cannot be unpacked: {e}"
+            )
 
 
 def _remove(p: Path) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from moto.events.models import Rule
 from moto.events.utils import EventTemplateParser
@@ -48,8 +48,9 @@ def install(lambda_service, endpoint_url: str) -> None:
             except Exception as e:  # a broken InputTransformer fails this target, not the event's source
                 log.warning("rule %s: input for target %s could not be built: %s", self.name, target["Arn"], e)
                 continue
-            threading.Thread(target=_deliver, args=(self, target, payload, lambda_service, endpoint_url),
-                             daemon=True).start()
+            threading.Thread(
+                target=_deliver, args=(self, target, payload, lambda_service, endpoint_url), daemon=True
+            ).start()
 
     Rule.send_to_targets = send_to_targets
 
@@ -60,11 +61,14 @@ def _service(arn: str) -> str:
 
 
 def _eventbridge_shape(event: dict) -> dict:
-    out = {k: event[k] for k in ("version", "id", "detail-type", "source", "account", "time", "region",
-                                  "resources", "detail") if k in event}
+    out = {
+        k: event[k]
+        for k in ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+        if k in event
+    }
     t = out.get("time")
     if isinstance(t, (int, float)):
-        out["time"] = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out["time"] = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     out["ingestion-time"] = event.get("ingestion-time")
     return out
 
@@ -75,15 +79,18 @@ def _target_input(target: dict, event: dict) -> str:
         return target["Input"]
     if target.get("InputPath"):
         from jsonpath_ng.ext import parse
+
         matches = parse(target["InputPath"]).find(public)
         return json.dumps(matches[0].value if matches else None)
     transformer = target.get("InputTransformer")
     if transformer:
-        return json.dumps(EventTemplateParser.parse(
-            input_template=transformer.get("InputTemplate"),
-            input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
-        ))
+        return json.dumps(
+            EventTemplateParser.parse(
+                input_template=transformer.get("InputTemplate"),
+                input_paths_map=transformer.get("InputPathsMap", {}),
+                event=event,
+            )
+        )
     return json.dumps(public)
 
 
@@ -101,16 +108,23 @@ def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> N
             log.warning("rule %s cannot deliver to %s: %s", rule.name, arn, e)
             return
         except Exception as e:  # retried: throttling, an execution that failed to start, ...
-            log.warning("rule %s delivery to %s failed (attempt %d/%d): %s", rule.name, arn, attempt,
-                        DELIVERY_ATTEMPTS, e)
+            log.warning(
+                "rule %s delivery to %s failed (attempt %d/%d): %s", rule.name, arn, attempt, DELIVERY_ATTEMPTS, e
+            )
             time.sleep(0.5 * 2 ** (attempt - 1))
 
 
 def _start_execution(rule, arn: str, payload: str, endpoint_url: str) -> None:
     import boto3
+
     region = arn.split(":")[3]
-    client = boto3.client("stepfunctions", region_name=region, endpoint_url=endpoint_url,
-                          aws_access_key_id="events", aws_secret_access_key="events")
+    client = boto3.client(
+        "stepfunctions",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id="events",
+        aws_secret_access_key="events",
+    )
     client.start_execution(stateMachineArn=arn, input=payload)
 
 
@@ -120,6 +134,8 @@ def _invoke_lambda(rule, arn: str, payload: str, lambda_service) -> None:
     with lambda_service.lock:
         fn, _ = lambda_service._function(account, region, arn)
         if not lambda_service.allows(fn, "events.amazonaws.com", rule.arn):
-            raise PermissionError(f"the resource policy of {fn.arn} does not allow events.amazonaws.com "
-                                  f"to invoke it for {rule.arn} (add a lambda:InvokeFunction permission)")
+            raise PermissionError(
+                f"the resource policy of {fn.arn} does not allow events.amazonaws.com "
+                f"to invoke it for {rule.arn} (add a lambda:InvokeFunction permission)"
+            )
     lambda_service.invoke_event(account, region, arn, payload.encode())

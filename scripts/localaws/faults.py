@@ -18,8 +18,13 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 
-_ALIASES = {"sfn": "states", "stepfunctions": "states", "cloudwatch": "monitoring", "eventbridge": "events",
-            "cloudwatchlogs": "logs"}
+_ALIASES = {
+    "sfn": "states",
+    "stepfunctions": "states",
+    "cloudwatch": "monitoring",
+    "eventbridge": "events",
+    "cloudwatchlogs": "logs",
+}
 
 
 def canonical_service(name: str | None) -> str | None:
@@ -69,11 +74,13 @@ class FaultRegistry:
 
     def add(self, spec: dict) -> Fault:
         if not isinstance(spec, dict):
-            raise FaultError("a fault is a JSON object: {\"service\", \"operation\", \"error\", \"count\"}")
+            raise FaultError('a fault is a JSON object: {"service", "operation", "error", "count"}')
         missing = [k for k in ("service", "operation", "error") if not spec.get(k)]
         if missing:
-            raise FaultError(f"fault is missing {', '.join(missing)}; e.g. "
-                             '{"service":"lambda","operation":"UpdateAlias","error":"TooManyRequestsException","count":2}')
+            raise FaultError(
+                f"fault is missing {', '.join(missing)}; e.g. "
+                '{"service":"lambda","operation":"UpdateAlias","error":"TooManyRequestsException","count":2}'
+            )
         count = spec.get("count", 1)
         if not isinstance(count, int) or count < 1:
             raise FaultError(f"count must be a whole number >= 1, got {count!r}")

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import json
 import random
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote
-
-from moto.core import DEFAULT_ACCOUNT_ID
 
 from . import telemetry
 from .code import CodeError, CodeStore
@@ -33,18 +29,44 @@ NAME = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$")
 ENV_KEY = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
 RESERVED_ENV = {
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
 }
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 256 * 1024
 # Config fields that make a version differ from the previous one (Description and state do not).
-FINGERPRINT_FIELDS = ("CodeSha256", "Role", "Handler", "Runtime", "MemorySize", "Timeout", "Environment",
-                      "EphemeralStorage", "Architectures", "LoggingConfig", "ImageConfigResponse", "TracingConfig",
-                      "Layers", "PackageType")
+FINGERPRINT_FIELDS = (
+    "CodeSha256",
+    "Role",
+    "Handler",
+    "Runtime",
+    "MemorySize",
+    "Timeout",
+    "Environment",
+    "EphemeralStorage",
+    "Architectures",
+    "LoggingConfig",
+    "ImageConfigResponse",
+    "TracingConfig",
+    "Layers",
+    "PackageType",
+)
 
 
 class ApiError(Exception):
@@ -58,13 +80,15 @@ def not_found(arn: str) -> ApiError:
 
 
 def validation(value, field_name: str, constraint: str) -> ApiError:
-    return ApiError("ValidationException",
-                    f"1 validation error detected: Value '{value}' at '{field_name}' failed to satisfy constraint: "
-                    f"{constraint}", 400)
+    return ApiError(
+        "ValidationException",
+        f"1 validation error detected: Value '{value}' at '{field_name}' failed to satisfy constraint: {constraint}",
+        400,
+    )
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 @dataclass
@@ -77,7 +101,7 @@ class Snapshot:
     def fingerprint(self) -> str:
         return json.dumps({k: self.config.get(k) for k in FINGERPRINT_FIELDS}, sort_keys=True, default=str)
 
-    def copy(self) -> "Snapshot":
+    def copy(self) -> Snapshot:
         return Snapshot(copy.deepcopy(self.config), dict(self.code))
 
 
@@ -136,7 +160,12 @@ class LambdaService:
             ("GET", rf"/2015-03-31/functions/{fn}", "GetFunction", self.get_function),
             ("DELETE", rf"/2015-03-31/functions/{fn}", "DeleteFunction", self.delete_function),
             ("GET", rf"/2015-03-31/functions/{fn}/configuration", "GetFunctionConfiguration", self.get_configuration),
-            ("PUT", rf"/2015-03-31/functions/{fn}/configuration", "UpdateFunctionConfiguration", self.update_configuration),
+            (
+                "PUT",
+                rf"/2015-03-31/functions/{fn}/configuration",
+                "UpdateFunctionConfiguration",
+                self.update_configuration,
+            ),
             ("PUT", rf"/2015-03-31/functions/{fn}/code", "UpdateFunctionCode", self.update_code),
             ("POST", rf"/2015-03-31/functions/{fn}/versions", "PublishVersion", self.publish_version),
             ("GET", rf"/2015-03-31/functions/{fn}/versions", "ListVersionsByFunction", self.list_versions),
@@ -148,9 +177,19 @@ class LambdaService:
             ("POST", rf"/2015-03-31/functions/{fn}/invocations", "Invoke", self.invoke_api),
             ("POST", rf"/2015-03-31/functions/{fn}/policy", "AddPermission", self.add_permission),
             ("GET", rf"/2015-03-31/functions/{fn}/policy", "GetPolicy", self.get_policy),
-            ("DELETE", rf"/2015-03-31/functions/{fn}/policy/(?P<sid>[^/]+)", "RemovePermission", self.remove_permission),
+            (
+                "DELETE",
+                rf"/2015-03-31/functions/{fn}/policy/(?P<sid>[^/]+)",
+                "RemovePermission",
+                self.remove_permission,
+            ),
             ("PUT", rf"/2017-10-31/functions/{fn}/concurrency", "PutFunctionConcurrency", self.put_concurrency),
-            ("DELETE", rf"/2017-10-31/functions/{fn}/concurrency", "DeleteFunctionConcurrency", self.delete_concurrency),
+            (
+                "DELETE",
+                rf"/2017-10-31/functions/{fn}/concurrency",
+                "DeleteFunctionConcurrency",
+                self.delete_concurrency,
+            ),
             ("GET", rf"/2019-09-30/functions/{fn}/concurrency", "GetFunctionConcurrency", self.get_concurrency),
             ("GET", r"/2017-03-31/tags/(?P<arn>.+)", "ListTags", self.list_tags),
             ("POST", r"/2017-03-31/tags/(?P<arn>.+)", "TagResource", self.tag_resource),
@@ -169,8 +208,13 @@ class LambdaService:
 
     @staticmethod
     def is_lambda_path(path: str) -> bool:
-        return bool(re.match(r"^/(2015-03-31|2017-10-31|2019-09-30|2017-03-31|2019-09-25|2021-10-31|2018-10-31)/"
-                             r"(functions|tags|layers|event-source-mappings)", path))
+        return bool(
+            re.match(
+                r"^/(2015-03-31|2017-10-31|2019-09-30|2017-03-31|2019-09-25|2021-10-31|2018-10-31)/"
+                r"(functions|tags|layers|event-source-mappings)",
+                path,
+            )
+        )
 
     # ------------------------------------------------------------------------------------------
     # helpers
@@ -178,15 +222,24 @@ class LambdaService:
     def _split(self, raw: str, region: str) -> tuple[str, str | None]:
         """Function name (or ARN, or partial ARN, possibly qualified) -> (name, qualifier in the name)."""
         raw = unquote(raw)
-        m = re.match(r"^(?:arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
-                     r"(?P<name>[a-zA-Z0-9-_]+)(?::(?P<qual>\$LATEST|[a-zA-Z0-9-_]+))?$", raw)
+        m = re.match(
+            r"^(?:arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
+            r"(?P<name>[a-zA-Z0-9-_]+)(?::(?P<qual>\$LATEST|[a-zA-Z0-9-_]+))?$",
+            raw,
+        )
         if not m:
-            raise validation(raw, "functionName",
-                             "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?"
-                             "([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?")
+            raise validation(
+                raw,
+                "functionName",
+                "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?"
+                "([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+            )
         if m["region"] and m["region"] != region:
-            raise ApiError("ResourceNotFoundException",
-                           f"Functions from '{m['region']}' are not reachable in this region ('{region}')", 404)
+            raise ApiError(
+                "ResourceNotFoundException",
+                f"Functions from '{m['region']}' are not reachable in this region ('{region}')",
+                404,
+            )
         return m["name"], m["qual"]
 
     def _function(self, account: str, region: str, raw: str) -> tuple[Function, str | None]:
@@ -204,11 +257,15 @@ class LambdaService:
         try:
             doc = json.loads(body)
         except ValueError:
-            raise ApiError("InvalidRequestContentException", "Could not parse request body into json: "
-                           "the request body is not valid JSON.", 400)
+            raise ApiError(
+                "InvalidRequestContentException",
+                "Could not parse request body into json: the request body is not valid JSON.",
+                400,
+            )
         if not isinstance(doc, dict):
-            raise ApiError("InvalidRequestContentException", "Could not parse request body into json: "
-                           "expected a JSON object.", 400)
+            raise ApiError(
+                "InvalidRequestContentException", "Could not parse request body into json: expected a JSON object.", 400
+            )
         return doc
 
     def _render(self, fn: Function, snap: Snapshot, label: str) -> dict:
@@ -234,17 +291,22 @@ class LambdaService:
     @staticmethod
     def _check_revision(given: str | None, current: str, what: str) -> None:
         if given is not None and given != current:
-            raise ApiError("PreconditionFailedException",
-                           f"The Revision Id provided does not match the latest Revision Id. Call the {what} API to "
-                           "retrieve the latest Revision Id", 412)
+            raise ApiError(
+                "PreconditionFailedException",
+                f"The Revision Id provided does not match the latest Revision Id. Call the {what} API to "
+                "retrieve the latest Revision Id",
+                412,
+            )
 
     @staticmethod
     def _check_not_updating(fn: Function) -> None:
         cfg = fn.latest.config
         if cfg.get("State") == "Pending" or cfg.get("LastUpdateStatus") == "InProgress":
-            raise ApiError("ResourceConflictException",
-                           "The operation cannot be performed at this time. An update is in progress for resource: "
-                           f"{fn.arn}", 409)
+            raise ApiError(
+                "ResourceConflictException",
+                f"The operation cannot be performed at this time. An update is in progress for resource: {fn.arn}",
+                409,
+            )
 
     # ------------------------------------------------------------------------------------------
     # validation of configuration
@@ -269,8 +331,11 @@ class LambdaService:
         if "EphemeralStorage" in spec:
             v = (spec["EphemeralStorage"] or {}).get("Size")
             if not isinstance(v, int) or not 512 <= v <= 10240:
-                raise validation(v, "ephemeralStorage.size",
-                                 "Member must have value greater than or equal to 512 and less than or equal to 10240")
+                raise validation(
+                    v,
+                    "ephemeralStorage.size",
+                    "Member must have value greater than or equal to 512 and less than or equal to 10240",
+                )
             out["EphemeralStorage"] = {"Size": v}
         if "Environment" in spec:
             variables = (spec["Environment"] or {}).get("Variables") or {}
@@ -278,19 +343,26 @@ class LambdaService:
                 raise ApiError("InvalidParameterValueException", "Environment.Variables must be a map of strings.")
             bad = [k for k in variables if not ENV_KEY.match(k)]
             if bad:
-                raise validation(bad[0], "environment.variables",
-                                 "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+")
+                raise validation(
+                    bad[0],
+                    "environment.variables",
+                    "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+",
+                )
             reserved = sorted(k for k in variables if k in RESERVED_ENV)
             if reserved:
-                raise ApiError("InvalidParameterValueException",
-                               "Lambda was unable to configure your environment variables because the environment "
-                               "variables you have provided contains reserved keys that are currently not supported "
-                               f"for modification. Reserved keys used in this request: {', '.join(reserved)}")
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    "Lambda was unable to configure your environment variables because the environment "
+                    "variables you have provided contains reserved keys that are currently not supported "
+                    f"for modification. Reserved keys used in this request: {', '.join(reserved)}",
+                )
             size = sum(len(k.encode()) + len(str(v).encode()) for k, v in variables.items())
             if size > 4096:
-                raise ApiError("InvalidParameterValueException",
-                               "Lambda was unable to configure your environment variables because the environment "
-                               f"variables you have provided exceeded the 4KB limit. String measured: {size} bytes")
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    "Lambda was unable to configure your environment variables because the environment "
+                    f"variables you have provided exceeded the 4KB limit. String measured: {size} bytes",
+                )
             out["Environment"] = {"Variables": {k: str(v) for k, v in variables.items()}} if variables else None
         if "Role" in spec:
             out["Role"] = self._validate_role(account, spec["Role"])
@@ -309,9 +381,15 @@ class LambdaService:
             out["Layers"] = [{"Arn": a, "CodeSize": 0} for a in spec["Layers"] or []] or None
         if "ImageConfig" in spec:
             if package_type != "Image":
-                raise ApiError("InvalidParameterValueException", "ImageConfig is only supported for functions with "
-                               "PackageType Image.")
-            ic = {k: v for k, v in (spec["ImageConfig"] or {}).items() if k in ("EntryPoint", "Command", "WorkingDirectory")}
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    "ImageConfig is only supported for functions with PackageType Image.",
+                )
+            ic = {
+                k: v
+                for k, v in (spec["ImageConfig"] or {}).items()
+                if k in ("EntryPoint", "Command", "WorkingDirectory")
+            }
             out["ImageConfigResponse"] = {"ImageConfig": ic} if ic else None
         if "LoggingConfig" in spec:
             out["LoggingConfig"] = self._validate_logging(spec["LoggingConfig"] or {}, spec.get("FunctionName"))
@@ -326,13 +404,18 @@ class LambdaService:
         for key in ("ApplicationLogLevel", "SystemLogLevel"):
             if key in lc:
                 if fmt != "JSON":
-                    raise ApiError("InvalidParameterValueException",
-                                   f"{key} can only be set when LogFormat is JSON: set LoggingConfig.LogFormat to "
-                                   "JSON, or remove the log level.")
+                    raise ApiError(
+                        "InvalidParameterValueException",
+                        f"{key} can only be set when LogFormat is JSON: set LoggingConfig.LogFormat to "
+                        "JSON, or remove the log level.",
+                    )
                 allowed = levels if key == "ApplicationLogLevel" else ("DEBUG", "INFO", "WARN")
                 if lc[key] not in allowed:
-                    raise validation(lc[key], f"loggingConfig.{key[0].lower() + key[1:]}",
-                                     f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+                    raise validation(
+                        lc[key],
+                        f"loggingConfig.{key[0].lower() + key[1:]}",
+                        f"Member must satisfy enum value set: [{', '.join(allowed)}]",
+                    )
                 out[key] = lc[key]
         if fmt == "JSON":
             out.setdefault("ApplicationLogLevel", "INFO")
@@ -346,47 +429,63 @@ class LambdaService:
     def _validate_role(self, account: str, role: str) -> str:
         m = re.match(r"^arn:aws[a-z-]*:iam::(\d{12}):role/?[a-zA-Z_0-9+=,.@\-_/]+$", role or "")
         if not m:
-            raise validation(role, "role",
-                             "Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+")
+            raise validation(
+                role,
+                "role",
+                "Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+",
+            )
         if m.group(1) != account:
             raise ApiError("AccessDeniedException", "Cross-account pass role is not allowed.", 403)
-        from moto.iam.models import iam_backends
         from moto.iam.exceptions import NotFoundException as IAMNotFoundException
+        from moto.iam.models import iam_backends
+
         try:
             iam_backends[account]["aws"].get_role_by_arn(role)
         except IAMNotFoundException:
-            raise ApiError("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+            raise ApiError(
+                "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda."
+            )
         return role
 
     def _resolve_code(self, account: str, region: str, code: dict, package_type: str) -> tuple[dict, dict]:
         """(code record, config fields CodeSha256/CodeSize) for a Code / UpdateFunctionCode request."""
         if package_type == "Image":
             if not code.get("ImageUri"):
-                raise ApiError("InvalidParameterValueException",
-                               "Please provide ImageUri when updating or creating a function with PackageType Image.")
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    "Please provide ImageUri when updating or creating a function with PackageType Image.",
+                )
             try:
                 resolved = self.code.resolve_image(code["ImageUri"], account, region)
             except CodeError as e:
                 raise ApiError(e.api_error, e.message)
             image = self.code.registry.find_image(resolved.repo, resolved.digest, region, account)
             size = json.loads(image.image_manifest).get("config", {}).get("size", 0) if image else 0
-            return ({"PackageType": "Image", "ImageUri": code["ImageUri"], "resolved": resolved},
-                    {"CodeSha256": resolved.digest.split(":", 1)[1], "CodeSize": size})
+            return (
+                {"PackageType": "Image", "ImageUri": code["ImageUri"], "resolved": resolved},
+                {"CodeSha256": resolved.digest.split(":", 1)[1], "CodeSize": size},
+            )
         if code.get("S3Bucket"):
-            raise ApiError("InvalidParameterValueException",
-                           "Local AWS takes Zip code inline (ZipFile); S3Bucket/S3Key are not served here.")
+            raise ApiError(
+                "InvalidParameterValueException",
+                "Local AWS takes Zip code inline (ZipFile); S3Bucket/S3Key are not served here.",
+            )
         if not code.get("ZipFile"):
-            raise ApiError("InvalidParameterValueException",
-                           "Please provide a source for function code (ZipFile) for a function with PackageType Zip.")
+            raise ApiError(
+                "InvalidParameterValueException",
+                "Please provide a source for function code (ZipFile) for a function with PackageType Zip.",
+            )
         try:
             data = base64.b64decode(code["ZipFile"])
         except (ValueError, TypeError):
             raise ApiError("InvalidParameterValueException", "ZipFile is not valid base64.")
         if len(data) > 50 * 1024 * 1024:
-            raise ApiError("RequestTooLargeException", "Request must be smaller than 69905067 bytes for the "
-                           "CreateFunction operation", 413)
-        return ({"PackageType": "Zip", "zip": data},
-                {"CodeSha256": CodeStore.zip_sha256(data), "CodeSize": len(data)})
+            raise ApiError(
+                "RequestTooLargeException",
+                "Request must be smaller than 69905067 bytes for the CreateFunction operation",
+                413,
+            )
+        return ({"PackageType": "Zip", "zip": data}, {"CodeSha256": CodeStore.zip_sha256(data), "CodeSize": len(data)})
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -404,28 +503,43 @@ class LambdaService:
             raise validation(None, "role", "Member must not be null")
         archs = spec.get("Architectures", ["x86_64"])
         if not isinstance(archs, list) or len(archs) != 1 or archs[0] not in ("x86_64", "arm64"):
-            raise validation(archs, "architectures",
-                             "Member must have length less than or equal to 1, Member must satisfy enum value set: [x86_64, arm64]")
+            raise validation(
+                archs,
+                "architectures",
+                "Member must have length less than or equal to 1, Member must satisfy enum value set: [x86_64, arm64]",
+            )
         spec["FunctionName"] = name
         fields = self._validate_config(account, spec, package_type)
         code_rec, code_fields = self._resolve_code(account, region, spec.get("Code") or {}, package_type)
         with self.lock:
             if (account, region, name) in self.functions:
-                raise ApiError("ResourceConflictException",
-                               f"Function already exist: {name}", 409)
+                raise ApiError("ResourceConflictException", f"Function already exist: {name}", 409)
             config = {
-                "Runtime": None, "Role": None, "Handler": None, "Description": "", "Timeout": 3, "MemorySize": 128,
-                "Environment": None, "TracingConfig": {"Mode": "PassThrough"}, "PackageType": package_type,
-                "Architectures": archs, "EphemeralStorage": {"Size": 512},
+                "Runtime": None,
+                "Role": None,
+                "Handler": None,
+                "Description": "",
+                "Timeout": 3,
+                "MemorySize": 128,
+                "Environment": None,
+                "TracingConfig": {"Mode": "PassThrough"},
+                "PackageType": package_type,
+                "Architectures": archs,
+                "EphemeralStorage": {"Size": 512},
                 "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"},
                 "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
             }
             config.update(fields)
             config.update(code_fields)
-            config.update({
-                "LastModified": _now(), "RevisionId": str(uuid.uuid4()), "State": "Pending",
-                "StateReason": "The function is being created.", "StateReasonCode": "Creating",
-            })
+            config.update(
+                {
+                    "LastModified": _now(),
+                    "RevisionId": str(uuid.uuid4()),
+                    "State": "Pending",
+                    "StateReason": "The function is being created.",
+                    "StateReasonCode": "Creating",
+                }
+            )
             fn = Function(account, region, name, Snapshot(config, code_rec), tags=spec.get("Tags") or {})
             self.functions[(account, region, name)] = fn
             published = None
@@ -478,8 +592,14 @@ class LambdaService:
                 cfg["LastUpdateStatusReasonCode"], cfg["LastUpdateStatusReason"] = error
             for snap in fn.versions.values():  # versions published while the update was in progress
                 if snap.config.get("RevisionId") in fn.pending_versions:
-                    for k in ("State", "StateReason", "StateReasonCode", "LastUpdateStatus",
-                              "LastUpdateStatusReason", "LastUpdateStatusReasonCode"):
+                    for k in (
+                        "State",
+                        "StateReason",
+                        "StateReasonCode",
+                        "LastUpdateStatus",
+                        "LastUpdateStatusReason",
+                        "LastUpdateStatusReasonCode",
+                    ):
                         if k in cfg:
                             snap.config[k] = cfg[k]
                         else:
@@ -518,11 +638,15 @@ class LambdaService:
             self._check_not_updating(fn)
             package_type = fn.latest.config["PackageType"]
             if package_type == "Image" and "ZipFile" in spec:
-                raise ApiError("InvalidParameterValueException",
-                               "Please provide ImageUri when updating a function with packageType Image.")
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    "Please provide ImageUri when updating a function with packageType Image.",
+                )
             if package_type == "Zip" and "ImageUri" in spec:
-                raise ApiError("InvalidParameterValueException",
-                               "Please don't provide ImageUri when updating a function with packageType Zip.")
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    "Please don't provide ImageUri when updating a function with packageType Zip.",
+                )
             code_rec, code_fields = self._resolve_code(account, region, spec, package_type)
             if "Architectures" in spec:
                 archs = spec["Architectures"]
@@ -570,9 +694,11 @@ class LambdaService:
             sha = spec.get("CodeSha256")
             current = fn.latest.config["CodeSha256"]
             if sha is not None and sha != current:
-                raise ApiError("InvalidParameterValueException",
-                               f"CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({current}). "
-                               "Please try again with the current CodeSHA256.")
+                raise ApiError(
+                    "InvalidParameterValueException",
+                    f"CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({current}). "
+                    "Please try again with the current CodeSHA256.",
+                )
             snap = self._publish(fn, spec.get("Description"))
             return 201, self._render(fn, snap, snap.config["_label"])
 
@@ -584,11 +710,16 @@ class LambdaService:
             out = {"Configuration": self._render_public(fn, snap, label)}
             if snap.code["PackageType"] == "Image":
                 resolved = snap.code["resolved"]
-                out["Code"] = {"RepositoryType": "ECR", "ImageUri": snap.code["ImageUri"],
-                               "ResolvedImageUri": resolved.resolved_uri}
+                out["Code"] = {
+                    "RepositoryType": "ECR",
+                    "ImageUri": snap.code["ImageUri"],
+                    "ResolvedImageUri": resolved.resolved_uri,
+                }
             else:
-                out["Code"] = {"RepositoryType": "S3",
-                               "Location": f"{self.endpoint_url}/_local/lambda-code/{fn.name}/{label}"}
+                out["Code"] = {
+                    "RepositoryType": "S3",
+                    "Location": f"{self.endpoint_url}/_local/lambda-code/{fn.name}/{label}",
+                }
             if fn.tags:
                 out["Tags"] = dict(fn.tags)
             if fn.reserved is not None:
@@ -610,7 +741,9 @@ class LambdaService:
         with self.lock:
             fn, _ = self._function(account, region, params["fn"])
             items = [self._render_public(fn, fn.latest, "$LATEST")]
-            items += [self._render_public(fn, s, label) for label, s in sorted(fn.versions.items(), key=lambda kv: int(kv[0]))]
+            items += [
+                self._render_public(fn, s, label) for label, s in sorted(fn.versions.items(), key=lambda kv: int(kv[0]))
+            ]
             page, marker = _paginate(items, query, 50)
             out = {"Versions": page}
             if marker:
@@ -619,8 +752,11 @@ class LambdaService:
 
     def list_functions(self, account, region, params, query, headers, body):
         with self.lock:
-            items = [self._render_public(fn, fn.latest, "$LATEST") for (a, r, _), fn in sorted(self.functions.items())
-                     if a == account and r == region]
+            items = [
+                self._render_public(fn, fn.latest, "$LATEST")
+                for (a, r, _), fn in sorted(self.functions.items())
+                if a == account and r == region
+            ]
             page, marker = _paginate(items, query, 50)
             out = {"Functions": page}
             if marker:
@@ -638,15 +774,22 @@ class LambdaService:
                     self._retire(fn, key[0])
                 return 204, None
             if qual == "$LATEST":
-                raise ApiError("InvalidParameterValueException",
-                               "$LATEST version cannot be deleted without deleting the function.")
+                raise ApiError(
+                    "InvalidParameterValueException", "$LATEST version cannot be deleted without deleting the function."
+                )
             if qual not in fn.versions:
                 raise not_found(f"{fn.arn}:{qual}")
-            users = sorted(a.name for a in fn.aliases.values()
-                           if a.function_version == qual or qual in (a.routing.get("AdditionalVersionWeights") or {}))
+            users = sorted(
+                a.name
+                for a in fn.aliases.values()
+                if a.function_version == qual or qual in (a.routing.get("AdditionalVersionWeights") or {})
+            )
             if users:
-                raise ApiError("ResourceConflictException",
-                               f"Unable to delete version because the following aliases reference it: {users}", 409)
+                raise ApiError(
+                    "ResourceConflictException",
+                    f"Unable to delete version because the following aliases reference it: {users}",
+                    409,
+                )
             del fn.versions[qual]
             self._retire(fn, qual)
             return 204, None
@@ -668,32 +811,48 @@ class LambdaService:
             return {}
         shown = "{" + ", ".join(f"{k}={v}" for k, v in weights.items()) + "}"
         if len(weights) > 1:
-            raise validation(shown, "routingConfig.additionalVersionWeights",
-                             "Member must have length less than or equal to 1")
-        (extra, weight), = weights.items()
+            raise validation(
+                shown, "routingConfig.additionalVersionWeights", "Member must have length less than or equal to 1"
+            )
+        ((extra, weight),) = weights.items()
         if not re.fullmatch(r"[0-9]+", str(extra)):
-            raise validation(shown, "routingConfig.additionalVersionWeights",
-                             "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, "
-                             "Member must have length greater than or equal to 1, Member must satisfy regular "
-                             "expression pattern: [0-9]+]")
+            raise validation(
+                shown,
+                "routingConfig.additionalVersionWeights",
+                "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, "
+                "Member must have length greater than or equal to 1, Member must satisfy regular "
+                "expression pattern: [0-9]+]",
+            )
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= float(weight) <= 1.0:
-            raise validation(shown, "routingConfig.additionalVersionWeights",
-                             "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, "
-                             "Member must have value greater than or equal to 0.0, Member must not be null]")
+            raise validation(
+                shown,
+                "routingConfig.additionalVersionWeights",
+                "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, "
+                "Member must have value greater than or equal to 0.0, Member must not be null]",
+            )
         if version == "$LATEST":
-            raise ApiError("InvalidParameterValueException",
-                           "$LATEST is not supported for an alias pointing to more than 1 version")
+            raise ApiError(
+                "InvalidParameterValueException",
+                "$LATEST is not supported for an alias pointing to more than 1 version",
+            )
         if extra == version:
-            raise ApiError("InvalidParameterValueException",
-                           f"Alias cannot point to the same version twice: FunctionVersion {version} is also the "
-                           "additional version in RoutingConfig.")
+            raise ApiError(
+                "InvalidParameterValueException",
+                f"Alias cannot point to the same version twice: FunctionVersion {version} is also the "
+                "additional version in RoutingConfig.",
+            )
         if extra not in fn.versions:
             raise not_found(f"{fn.arn}:{extra}")
         return {"AdditionalVersionWeights": {extra: float(weight)}}
 
     def _alias_json(self, fn: Function, alias: Alias) -> dict:
-        out = {"AliasArn": f"{fn.arn}:{alias.name}", "Name": alias.name, "FunctionVersion": alias.function_version,
-               "Description": alias.description, "RevisionId": alias.revision_id}
+        out = {
+            "AliasArn": f"{fn.arn}:{alias.name}",
+            "Name": alias.name,
+            "FunctionVersion": alias.function_version,
+            "Description": alias.description,
+            "RevisionId": alias.revision_id,
+        }
         if alias.routing:
             out["RoutingConfig"] = copy.deepcopy(alias.routing)
         return out
@@ -704,7 +863,9 @@ class LambdaService:
             fn, _ = self._function(account, region, params["fn"])
             name = spec.get("Name")
             if not isinstance(name, str) or not ALIAS_NAME.match(name):
-                raise validation(name, "name", "Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)")
+                raise validation(
+                    name, "name", "Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)"
+                )
             version = spec.get("FunctionVersion")
             if not isinstance(version, str):
                 raise validation(version, "functionVersion", "Member must not be null")
@@ -734,7 +895,8 @@ class LambdaService:
             self._check_revision(spec.get("RevisionId"), alias.revision_id, "GetAlias")
             version = spec.get("FunctionVersion") or alias.function_version
             routing = self._validate_alias_target(
-                fn, version, spec["RoutingConfig"] if "RoutingConfig" in spec else alias.routing)
+                fn, version, spec["RoutingConfig"] if "RoutingConfig" in spec else alias.routing
+            )
             alias.function_version = version
             alias.routing = routing
             if "Description" in spec:
@@ -752,8 +914,11 @@ class LambdaService:
         with self.lock:
             fn, _ = self._function(account, region, params["fn"])
             want = query.get("FunctionVersion")
-            items = [self._alias_json(fn, a) for a in sorted(fn.aliases.values(), key=lambda a: a.name)
-                     if want is None or a.function_version == want]
+            items = [
+                self._alias_json(fn, a)
+                for a in sorted(fn.aliases.values(), key=lambda a: a.name)
+                if want is None or a.function_version == want
+            ]
             page, marker = _paginate(items, query, 50)
             out = {"Aliases": page}
             if marker:
@@ -769,10 +934,12 @@ class LambdaService:
         if not isinstance(n, int) or n < 0:
             raise validation(n, "reservedConcurrentExecutions", "Member must have value greater than or equal to 0")
         if n > self.max_concurrency:
-            raise ApiError("InvalidParameterValueException",
-                           f"Specified ReservedConcurrentExecutions for function decreases account's "
-                           f"UnreservedConcurrentExecution below its minimum value of [0]; local AWS allows at most "
-                           f"{self.max_concurrency}.")
+            raise ApiError(
+                "InvalidParameterValueException",
+                f"Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [0]; local AWS allows at most "
+                f"{self.max_concurrency}.",
+            )
         with self.lock:
             fn, _ = self._function(account, region, params["fn"])
             fn.reserved = n
@@ -797,13 +964,20 @@ class LambdaService:
             if not sid or not spec.get("Action") or not spec.get("Principal"):
                 raise ApiError("InvalidParameterValueException", "StatementId, Action and Principal are required.")
             if any(s["Sid"] == sid for s in fn.policy):
-                raise ApiError("ResourceConflictException",
-                               f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
-                               "or remove the existing statement.", 409)
+                raise ApiError(
+                    "ResourceConflictException",
+                    f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
+                    "or remove the existing statement.",
+                    409,
+                )
             principal = spec["Principal"]
-            statement = {"Sid": sid, "Effect": "Allow",
-                         "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else {"AWS": principal},
-                         "Action": spec["Action"], "Resource": fn.arn + (f":{query['Qualifier']}" if query.get("Qualifier") else "")}
+            statement = {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else {"AWS": principal},
+                "Action": spec["Action"],
+                "Resource": fn.arn + (f":{query['Qualifier']}" if query.get("Qualifier") else ""),
+            }
             condition = {}
             if spec.get("SourceArn"):
                 condition.setdefault("ArnLike", {})["AWS:SourceArn"] = spec["SourceArn"]
@@ -829,8 +1003,9 @@ class LambdaService:
             before = len(fn.policy)
             fn.policy = [s for s in fn.policy if s["Sid"] != params["sid"]]
             if len(fn.policy) == before:
-                raise ApiError("ResourceNotFoundException",
-                               f"Statement {params['sid']} is not found in resource policy.", 404)
+                raise ApiError(
+                    "ResourceNotFoundException", f"Statement {params['sid']} is not found in resource policy.", 404
+                )
             fn.policy_revision = str(uuid.uuid4())
             return 204, None
 
@@ -874,17 +1049,25 @@ class LambdaService:
     def invoke_api(self, account, region, params, query, headers, body):
         kind = headers.get("x-amz-invocation-type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):
-            raise validation(kind, "invocationType", "Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+            raise validation(
+                kind, "invocationType", "Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            )
         limit = SYNC_PAYLOAD_LIMIT if kind == "RequestResponse" else ASYNC_PAYLOAD_LIMIT
         if len(body) > limit:
-            raise ApiError("RequestTooLargeException",
-                           f"Request must be smaller than {limit} bytes for the InvokeFunction operation", 413)
+            raise ApiError(
+                "RequestTooLargeException",
+                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+                413,
+            )
         if body:
             try:
                 json.loads(body)
             except ValueError:
-                raise ApiError("InvalidRequestContentException",
-                               "Could not parse request body into json: the payload is not valid JSON.", 400)
+                raise ApiError(
+                    "InvalidRequestContentException",
+                    "Could not parse request body into json: the payload is not valid JSON.",
+                    400,
+                )
         fn, qual = self._function(account, region, params["fn"])
         qual = query.get("Qualifier") or qual
         if kind == "DryRun":
@@ -896,8 +1079,13 @@ class LambdaService:
                 self._snapshot_for(fn, qual)
             threading.Thread(target=self._invoke_quietly, args=(fn, qual, body), daemon=True).start()
             return 202, None, {}
-        outcome, version, tail = self.invoke(fn, qual, body, tail=headers.get("x-amz-log-type") == "Tail",
-                                             client_context=headers.get("x-amz-client-context"))
+        outcome, version, tail = self.invoke(
+            fn,
+            qual,
+            body,
+            tail=headers.get("x-amz-log-type") == "Tail",
+            client_context=headers.get("x-amz-client-context"),
+        )
         extra = {"X-Amz-Executed-Version": version}
         if outcome.function_error:
             extra["X-Amz-Function-Error"] = outcome.function_error
@@ -925,9 +1113,12 @@ class LambdaService:
             if fn.active is None:
                 state = cfg.get("State")
                 reason = f" StateReason: {cfg.get('StateReason')}" if cfg.get("StateReason") else ""
-                raise ApiError("ResourceConflictException",
-                               "The operation cannot be performed at this time. The function is currently in the "
-                               f"following state: {state}.{reason}", 409)
+                raise ApiError(
+                    "ResourceConflictException",
+                    "The operation cannot be performed at this time. The function is currently in the "
+                    f"following state: {state}.{reason}",
+                    409,
+                )
             return fn.active, "$LATEST", None
         if qual.isdigit():
             snap = fn.versions.get(qual)
@@ -945,24 +1136,32 @@ class LambdaService:
         snap, executed, _ = self._choose(fn, version)
         return snap, executed, alias.name
 
-    def invoke(self, fn: Function, qual: str | None, payload: bytes, tail: bool = False,
-               client_context: str | None = None) -> tuple[Outcome, str, str | None]:
+    def invoke(
+        self, fn: Function, qual: str | None, payload: bytes, tail: bool = False, client_context: str | None = None
+    ) -> tuple[Outcome, str, str | None]:
         with self.lock:
             snap, version, alias = self._choose(fn, qual)
             state = snap.config.get("State")
             if state == "Failed":
-                raise ApiError("ResourceConflictException",
-                               f"The operation cannot be performed at this time. The function is in the Failed "
-                               f"state: {snap.config.get('StateReason')}", 409)
-            throttled = (fn.reserved is not None and fn.inflight >= fn.reserved) or \
-                self._inflight_total >= self.max_concurrency
+                raise ApiError(
+                    "ResourceConflictException",
+                    f"The operation cannot be performed at this time. The function is in the Failed "
+                    f"state: {snap.config.get('StateReason')}",
+                    409,
+                )
+            throttled = (
+                fn.reserved is not None and fn.inflight >= fn.reserved
+            ) or self._inflight_total >= self.max_concurrency
             if throttled:
-                telemetry.put_invocation_metrics(fn.account, fn.region, fn.name, qual, alias, version, error=False,
-                                                 duration_ms=None, throttled=True)
-                reason = ("ReservedFunctionConcurrentInvocationLimitExceeded" if fn.reserved is not None
-                          and fn.inflight >= fn.reserved else "ConcurrentInvocationLimitExceeded")
-                raise ApiError("TooManyRequestsException", "Rate Exceeded.", 429,
-                               {"Reason": reason, "Type": "User"})
+                telemetry.put_invocation_metrics(
+                    fn.account, fn.region, fn.name, qual, alias, version, error=False, duration_ms=None, throttled=True
+                )
+                reason = (
+                    "ReservedFunctionConcurrentInvocationLimitExceeded"
+                    if fn.reserved is not None and fn.inflight >= fn.reserved
+                    else "ConcurrentInvocationLimitExceeded"
+                )
+                raise ApiError("TooManyRequestsException", "Rate Exceeded.", 429, {"Reason": reason, "Type": "User"})
             fn.inflight += 1
             self._inflight_total += 1
             sandbox = self._idle_sandbox(fn, snap, version)
@@ -974,14 +1173,30 @@ class LambdaService:
                     sandbox = self._new_sandbox(fn, snap, version)
                 except (CodeError, InitFailed) as e:
                     if isinstance(e, CodeError):
-                        err = {"errorType": "Runtime.InvalidEntrypoint" if e.reason_code == "InvalidEntrypoint"
-                               else "InvalidImage", "errorMessage": e.message}
+                        err = {
+                            "errorType": "Runtime.InvalidEntrypoint"
+                            if e.reason_code == "InvalidEntrypoint"
+                            else "InvalidImage",
+                            "errorMessage": e.message,
+                        }
                     else:
-                        err = json.loads(e.payload) if _is_json(e.payload) else {"errorType": e.error_type,
-                                                                                   "errorMessage": e.message}
+                        err = (
+                            json.loads(e.payload)
+                            if _is_json(e.payload)
+                            else {"errorType": e.error_type, "errorMessage": e.message}
+                        )
                     outcome = Outcome(json.dumps(err).encode(), "Unhandled", 0.0, None, 0)
-                    telemetry.put_invocation_metrics(fn.account, fn.region, fn.name, qual, alias, version,
-                                                     error=True, duration_ms=0.0, throttled=False)
+                    telemetry.put_invocation_metrics(
+                        fn.account,
+                        fn.region,
+                        fn.name,
+                        qual,
+                        alias,
+                        version,
+                        error=True,
+                        duration_ms=0.0,
+                        throttled=False,
+                    )
                     return outcome, version, json.dumps(err) if tail else None
                 with self.lock:
                     fn.pool.setdefault((version, snap.config["RevisionId"]), []).append(sandbox)
@@ -991,13 +1206,29 @@ class LambdaService:
             outcome = sandbox.invoke(payload, request_id, client_context)
             memory = snap.config.get("MemorySize", 128)
             lines.append(stream.platform("end", request_id, version))
-            lines.append(stream.platform("report", request_id, version, durationMs=round(outcome.duration_ms, 2),
-                            billedDurationMs=max(1, int(outcome.duration_ms + 0.999)), memorySizeMB=memory,
-                            maxMemoryUsedMB=outcome.max_memory_mb,
-                            initDurationMs=round(outcome.init_duration_ms, 2) if outcome.init_duration_ms else None))
-            telemetry.put_invocation_metrics(fn.account, fn.region, fn.name, qual, alias, version,
-                                             error=outcome.function_error is not None,
-                                             duration_ms=outcome.duration_ms, throttled=False)
+            lines.append(
+                stream.platform(
+                    "report",
+                    request_id,
+                    version,
+                    durationMs=round(outcome.duration_ms, 2),
+                    billedDurationMs=max(1, int(outcome.duration_ms + 0.999)),
+                    memorySizeMB=memory,
+                    maxMemoryUsedMB=outcome.max_memory_mb,
+                    initDurationMs=round(outcome.init_duration_ms, 2) if outcome.init_duration_ms else None,
+                )
+            )
+            telemetry.put_invocation_metrics(
+                fn.account,
+                fn.region,
+                fn.name,
+                qual,
+                alias,
+                version,
+                error=outcome.function_error is not None,
+                duration_ms=outcome.duration_ms,
+                throttled=False,
+            )
             return outcome, version, "\n".join(lines) if tail else None
         finally:
             with self.lock:
@@ -1029,23 +1260,33 @@ class LambdaService:
             task_root = str(artifact.root)
         logging_cfg = cfg.get("LoggingConfig") or {}
         json_logs = logging_cfg.get("LogFormat") == "JSON"
-        stream = telemetry.LogStream(fn.account, fn.region, logging_cfg.get("LogGroup") or f"/aws/lambda/{fn.name}",
-                                     version, json_logs)
+        stream = telemetry.LogStream(
+            fn.account, fn.region, logging_cfg.get("LogGroup") or f"/aws/lambda/{fn.name}", version, json_logs
+        )
         env = dict(artifact.env)
         env.setdefault("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin")
-        env.update({
-            "LANG": "en_US.UTF-8", "TZ": ":UTC", "LAMBDA_TASK_ROOT": task_root, "LAMBDA_RUNTIME_DIR": "/var/runtime",
-            "AWS_REGION": fn.region, "AWS_DEFAULT_REGION": fn.region,
-            "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_VERSION": version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": stream.group, "AWS_LAMBDA_LOG_STREAM_NAME": stream.stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_LAMBDA_LOG_FORMAT": logging_cfg.get("LogFormat", "Text"),
-            "AWS_ACCESS_KEY_ID": "ASIALOCALAWSFUNCTION", "AWS_SECRET_ACCESS_KEY": "local-aws-function-secret",
-            "AWS_SESSION_TOKEN": "local-aws-function-session",
-            # The function reaches AWS at local AWS, as a deployed function reaches the regional endpoints.
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-        })
+        env.update(
+            {
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "LAMBDA_TASK_ROOT": task_root,
+                "LAMBDA_RUNTIME_DIR": "/var/runtime",
+                "AWS_REGION": fn.region,
+                "AWS_DEFAULT_REGION": fn.region,
+                "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
+                "AWS_LAMBDA_LOG_GROUP_NAME": stream.group,
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream.stream,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_LOG_FORMAT": logging_cfg.get("LogFormat", "Text"),
+                "AWS_ACCESS_KEY_ID": "ASIALOCALAWSFUNCTION",
+                "AWS_SECRET_ACCESS_KEY": "local-aws-function-secret",
+                "AWS_SESSION_TOKEN": "local-aws-function-session",
+                # The function reaches AWS at local AWS, as a deployed function reaches the regional endpoints.
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+            }
+        )
         if cfg.get("Handler"):
             env["_HANDLER"] = cfg["Handler"]
         if snap.code["PackageType"] == "Zip":
@@ -1104,5 +1345,5 @@ def _paginate(items: list, query: dict, default_max: int) -> tuple[list, str | N
     except ValueError:
         raise ApiError("InvalidParameterValueException", "Marker and MaxItems must be numbers.")
     size = max(1, min(size, 10000))
-    page = items[start:start + size]
+    page = items[start : start + size]
     return page, str(start + size) if start + size < len(items) else None

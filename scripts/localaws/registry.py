@@ -79,7 +79,11 @@ class Registry:
 
     def _route(self, method, path, query, headers, body):
         if path in ("/v2", "/v2/"):
-            return 200, [("Docker-Distribution-API-Version", "registry/2.0"), ("Content-Type", "application/json")], b"{}"
+            return (
+                200,
+                [("Docker-Distribution-API-Version", "registry/2.0"), ("Content-Type", "application/json")],
+                b"{}",
+            )
         m = _UPLOADS.match(path)
         if m and method == "POST":
             return self._start_upload(m["name"], query, body)
@@ -102,8 +106,15 @@ class Registry:
             if not blob.exists():
                 raise RegistryError(404, "BLOB_UNKNOWN", f"blob unknown to registry: {m['digest']}")
             data = b"" if method == "HEAD" else blob.read_bytes()
-            return 200, [("Content-Length", str(blob.stat().st_size)), ("Docker-Content-Digest", m["digest"]),
-                         ("Content-Type", "application/octet-stream")], data
+            return (
+                200,
+                [
+                    ("Content-Length", str(blob.stat().st_size)),
+                    ("Docker-Content-Digest", m["digest"]),
+                    ("Content-Type", "application/octet-stream"),
+                ],
+                data,
+            )
         m = _MANIFEST.match(path)
         if m:
             if method in ("GET", "HEAD"):
@@ -116,8 +127,10 @@ class Registry:
         repository = self.ecr().repositories.get(name)
         if repository is None:
             raise RegistryError(
-                404, "NAME_UNKNOWN",
-                f"The repository with name '{name}' does not exist in the registry with id '{self.account_id}'")
+                404,
+                "NAME_UNKNOWN",
+                f"The repository with name '{name}' does not exist in the registry with id '{self.account_id}'",
+            )
         return repository
 
     def _upload_file(self, upload_id: str) -> Path:
@@ -127,8 +140,12 @@ class Registry:
         return f
 
     def _upload_headers(self, name, upload_id, size):
-        return [("Location", f"/v2/{name}/blobs/uploads/{upload_id}"), ("Docker-Upload-UUID", upload_id),
-                ("Range", f"0-{max(size - 1, 0)}"), ("Content-Length", "0")]
+        return [
+            ("Location", f"/v2/{name}/blobs/uploads/{upload_id}"),
+            ("Docker-Upload-UUID", upload_id),
+            ("Range", f"0-{max(size - 1, 0)}"),
+            ("Content-Length", "0"),
+        ]
 
     def _start_upload(self, name, query, body):
         self._repository(name)
@@ -156,10 +173,15 @@ class Registry:
         actual = "sha256:" + _sha256_file(f)
         if actual != digest:
             f.unlink(missing_ok=True)
-            raise RegistryError(400, "DIGEST_INVALID", f"provided digest {digest} did not match uploaded content {actual}")
+            raise RegistryError(
+                400, "DIGEST_INVALID", f"provided digest {digest} did not match uploaded content {actual}"
+            )
         f.replace(self.blob_path(digest))
-        return 201, [("Location", f"/v2/{name}/blobs/{digest}"), ("Docker-Content-Digest", digest),
-                     ("Content-Length", "0")], b""
+        return (
+            201,
+            [("Location", f"/v2/{name}/blobs/{digest}"), ("Docker-Content-Digest", digest), ("Content-Length", "0")],
+            b"",
+        )
 
     def _get_manifest(self, name, ref, head_only):
         self._repository(name)
@@ -168,8 +190,15 @@ class Registry:
             raise RegistryError(404, "MANIFEST_UNKNOWN", f"Requested image not found: {name}:{ref}")
         data = image.image_manifest.encode("utf-8")
         media_type = json.loads(image.image_manifest).get("mediaType") or image.image_manifest_mediatype
-        return 200, [("Content-Type", media_type), ("Docker-Content-Digest", image.get_image_digest()),
-                     ("Content-Length", str(len(data)))], b"" if head_only else data
+        return (
+            200,
+            [
+                ("Content-Type", media_type),
+                ("Docker-Content-Digest", image.get_image_digest()),
+                ("Content-Length", str(len(data))),
+            ],
+            b"" if head_only else data,
+        )
 
     def _put_manifest(self, name, ref, headers, body):
         self._repository(name)
@@ -206,8 +235,15 @@ class Registry:
                     if code == "ImageTagAlreadyExistsException":
                         raise RegistryError(400, "TAG_INVALID", getattr(e, "message", str(e)))
                     raise
-        return 201, [("Location", f"/v2/{name}/manifests/{digest}"), ("Docker-Content-Digest", digest),
-                     ("Content-Length", "0")], b""
+        return (
+            201,
+            [
+                ("Location", f"/v2/{name}/manifests/{digest}"),
+                ("Docker-Content-Digest", digest),
+                ("Content-Length", "0"),
+            ],
+            b"",
+        )
 
 
 class RegistryError(Exception):
@@ -217,8 +253,11 @@ class RegistryError(Exception):
 
     def response(self):
         body = json.dumps({"errors": [{"code": self.code, "message": self.message, "detail": None}]}).encode()
-        return self.status, [("Content-Type", "application/json"),
-                             ("Docker-Distribution-API-Version", "registry/2.0")], body
+        return (
+            self.status,
+            [("Content-Type", "application/json"), ("Docker-Distribution-API-Version", "registry/2.0")],
+            body,
+        )
 
 
 def _sha256_file(path: Path) -> str:
@@ -229,8 +268,15 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def emit_ecr_event(account_id: str, region: str, action: str, repo: str, digest: str | None,
-                   tag: str | None, media_type: str | None = None) -> None:
+def emit_ecr_event(
+    account_id: str,
+    region: str,
+    action: str,
+    repo: str,
+    digest: str | None,
+    tag: str | None,
+    media_type: str | None = None,
+) -> None:
     """Put an "ECR Image Action" event on the default bus, shaped as ECR's."""
     detail = {"result": "SUCCESS", "repository-name": repo, "action-type": action}
     if digest:
@@ -239,9 +285,11 @@ def emit_ecr_event(account_id: str, region: str, action: str, repo: str, digest:
         detail["image-tag"] = tag
     if media_type:
         detail["manifest-media-type"] = media_type
-        detail["artifact-media-type"] = ("application/vnd.oci.image.config.v1+json"
-                                         if "oci" in media_type else
-                                         "application/vnd.docker.container.image.v1+json")
+        detail["artifact-media-type"] = (
+            "application/vnd.oci.image.config.v1+json"
+            if "oci" in media_type
+            else "application/vnd.docker.container.image.v1+json"
+        )
     events_backends[account_id][region].put_events(
         [{"Source": "aws.ecr", "DetailType": "ECR Image Action", "Detail": json.dumps(detail), "Resources": []}]
     )
@@ -260,16 +308,23 @@ def install_ecr_hooks() -> None:
         finally:
             inside_put.active = False
         media_type = image_manifest_mediatype or json.loads(image_manifest).get("mediaType")
-        emit_ecr_event(self.account_id, self.region_name, "PUSH", repository_name, image.get_image_digest(),
-                       image_tag, media_type)
+        emit_ecr_event(
+            self.account_id, self.region_name, "PUSH", repository_name, image.get_image_digest(), image_tag, media_type
+        )
         return image
 
     def batch_delete_image(self, repository_name, registry_id=None, image_ids=None):
         result = original_delete(self, repository_name, registry_id, image_ids)
         if not getattr(inside_put, "active", False):
             for deleted in result.get("imageIds", []):
-                emit_ecr_event(self.account_id, self.region_name, "DELETE", repository_name,
-                               getattr(deleted, "image_digest", None), getattr(deleted, "image_tag", None))
+                emit_ecr_event(
+                    self.account_id,
+                    self.region_name,
+                    "DELETE",
+                    repository_name,
+                    getattr(deleted, "image_digest", None),
+                    getattr(deleted, "image_tag", None),
+                )
         return result
 
     ECRBackend.put_image = put_image

@@ -52,8 +52,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class Sandbox:
-    def __init__(self, artifact: Artifact, env: dict[str, str], function_arn: str, timeout_s: float,
-                 log_line, label: str):
+    def __init__(
+        self, artifact: Artifact, env: dict[str, str], function_arn: str, timeout_s: float, log_line, label: str
+    ):
         self.artifact = artifact
         self.function_arn = function_arn
         self.timeout_s = timeout_s
@@ -91,11 +92,18 @@ class Sandbox:
             def preexec():  # runs in the child before exec
                 os.chroot(root)
                 os.chdir(workdir)
+
         started = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                art.argv, env=env, cwd=None if art.chroot else art.workdir, preexec_fn=preexec,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, close_fds=True,
+                art.argv,
+                env=env,
+                cwd=None if art.chroot else art.workdir,
+                preexec_fn=preexec,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
             )
         except OSError as e:
             self.stop()
@@ -116,8 +124,9 @@ class Sandbox:
                 raise InitFailed("Runtime.ExitError", f"Error: Runtime exited with error: {_exit_text(code)}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise InitFailed("Sandbox.Timedout",
-                                 f"Error: Task timed out after {INIT_TIMEOUT_SECONDS:.2f} seconds during init")
+                raise InitFailed(
+                    "Sandbox.Timedout", f"Error: Task timed out after {INIT_TIMEOUT_SECONDS:.2f} seconds during init"
+                )
             self._ready.wait(0.01)
         self.init_duration_ms = (time.monotonic() - started) * 1000.0
 
@@ -141,14 +150,18 @@ class Sandbox:
                     break
                 code = self.proc.returncode
                 self.stop()
-                err = {"errorType": "Runtime.ExitError",
-                       "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit_text(code)}"}
+                err = {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit_text(code)}",
+                }
                 return self._outcome(json.dumps(err).encode(), "Unhandled", started)
             if time.monotonic() > limit:
                 mem = self._max_memory_mb()
                 self.stop()
-                err = {"errorType": "Sandbox.Timedout",
-                       "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds"}
+                err = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds",
+                }
                 out = self._outcome(json.dumps(err).encode(), "Unhandled", started)
                 out.max_memory_mb = mem
                 return out
@@ -242,12 +255,15 @@ class Sandbox:
                     return self._reply(202, b'{"status":"OK"}')
                 prefix = f"{PREFIX}/invocation/"
                 if path.startswith(prefix):
-                    rest = path[len(prefix):]
+                    rest = path[len(prefix) :]
                     request_id, _, kind = rest.partition("/")
                     if request_id != sandbox._current or sandbox._done.is_set():
-                        return self._reply(400, json.dumps({
-                            "errorType": "InvalidRequestID",
-                            "errorMessage": f"Invalid request ID: {request_id}"}).encode())
+                        return self._reply(
+                            400,
+                            json.dumps(
+                                {"errorType": "InvalidRequestID", "errorMessage": f"Invalid request ID: {request_id}"}
+                            ).encode(),
+                        )
                     if kind == "response":
                         sandbox._result = (body, None)
                     elif kind == "error":
@@ -269,6 +285,7 @@ def _exit_text(code: int | None) -> str:
         return "unknown"
     if code < 0:
         import signal
+
         try:
             return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
         except ValueError:

@@ -24,10 +24,24 @@ from .registry import Registry, install_ecr_hooks
 
 log = logging.getLogger("localaws")
 
-STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-               403: "Forbidden", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed",
-               413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
-               500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def _read_body(environ) -> bytes:
@@ -53,8 +67,9 @@ class LocalAws:
             status, headers, body = self.handle(environ)
         except Exception as e:  # a bug of ours: answer as AWS's 500, keep serving
             log.exception("local AWS failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            call = protocol.Call(None, None, "us-east-1",
-                                 "cbor" if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor" else "json")
+            call = protocol.Call(
+                None, None, "us-east-1", "cbor" if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor" else "json"
+            )
             status, headers, body = protocol.error_response(call, "ServiceException", f"local AWS error: {e}", 500)
         if status is None:  # passed through to moto
             return headers
@@ -86,11 +101,15 @@ class LocalAws:
             log.info("fault #%d: %s.%s answers %s", fault.id, call.service, call.operation, fault.error)
             if fault.error == "timeout":
                 time.sleep(fault.delay_seconds)
-                return protocol.error_response(call, "GatewayTimeout",
-                                               fault.message or "injected timeout: the call was not carried out", 504)
+                return protocol.error_response(
+                    call, "GatewayTimeout", fault.message or "injected timeout: the call was not carried out", 504
+                )
             return protocol.error_response(
-                call, fault.error, fault.message or f"{fault.error}: injected by local AWS (fault #{fault.id})",
-                fault.status)
+                call,
+                fault.error,
+                fault.message or f"{fault.error}: injected by local AWS (fault #{fault.id})",
+                fault.status,
+            )
         if route is not None:
             return self.lambda_call(call, route, environ, body)
         if call.protocol == "cbor" and call.service == "monitoring":
@@ -139,6 +158,7 @@ class LocalAws:
         query["tagKeys__all"] = raw_query.get("tagKeys", [])
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         from moto.core import DEFAULT_ACCOUNT_ID
+
         try:
             result = handler(DEFAULT_ACCOUNT_ID, call.region, params, query, headers, body)
         except ApiError as e:
@@ -164,8 +184,15 @@ class LocalAws:
             return status, [("Content-Type", "application/json")], json.dumps(doc).encode()
 
         if path == "/_local/health":
-            return reply(200, {"status": "running", "pid": os.getpid(), "uptimeSeconds": round(time.time() - self.started, 1),
-                               "lambdaUpdateDelaySeconds": self.lambda_service.update_delay})
+            return reply(
+                200,
+                {
+                    "status": "running",
+                    "pid": os.getpid(),
+                    "uptimeSeconds": round(time.time() - self.started, 1),
+                    "lambdaUpdateDelaySeconds": self.lambda_service.update_delay,
+                },
+            )
         if path == "/_local/faults":
             if method == "GET":
                 return reply(200, {"faults": self.faults.list()})

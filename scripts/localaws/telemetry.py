@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.logs.models import logs_backends
@@ -22,27 +22,55 @@ from moto.logs.models import logs_backends
 _lock = threading.Lock()
 
 
-def put_invocation_metrics(account: str, region: str, function: str, qualifier: str | None,
-                           alias: str | None, executed_version: str, *, error: bool, duration_ms: float | None,
-                           throttled: bool) -> None:
+def put_invocation_metrics(
+    account: str,
+    region: str,
+    function: str,
+    qualifier: str | None,
+    alias: str | None,
+    executed_version: str,
+    *,
+    error: bool,
+    duration_ms: float | None,
+    throttled: bool,
+) -> None:
     dimension_sets = [[{"Name": "FunctionName", "Value": function}]]
     if qualifier and qualifier != "$LATEST":
-        resource = [{"Name": "FunctionName", "Value": function}, {"Name": "Resource", "Value": f"{function}:{qualifier}"}]
+        resource = [
+            {"Name": "FunctionName", "Value": function},
+            {"Name": "Resource", "Value": f"{function}:{qualifier}"},
+        ]
         dimension_sets.append(resource)
         if alias:
             dimension_sets.append(resource + [{"Name": "ExecutedVersion", "Value": executed_version}])
-    now = datetime.now(timezone.utc).replace(tzinfo=None)  # moto keeps metric times naive UTC
+    now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps metric times naive UTC
     data = []
     for dims in dimension_sets:
         if throttled:
-            data.append({"MetricName": "Throttles", "Value": 1.0, "Unit": "Count", "Dimensions": dims, "Timestamp": now})
+            data.append(
+                {"MetricName": "Throttles", "Value": 1.0, "Unit": "Count", "Dimensions": dims, "Timestamp": now}
+            )
             continue
         data.append({"MetricName": "Invocations", "Value": 1.0, "Unit": "Count", "Dimensions": dims, "Timestamp": now})
-        data.append({"MetricName": "Errors", "Value": 1.0 if error else 0.0, "Unit": "Count", "Dimensions": dims,
-                     "Timestamp": now})
+        data.append(
+            {
+                "MetricName": "Errors",
+                "Value": 1.0 if error else 0.0,
+                "Unit": "Count",
+                "Dimensions": dims,
+                "Timestamp": now,
+            }
+        )
         if duration_ms is not None:
-            data.append({"MetricName": "Duration", "Value": float(duration_ms), "Unit": "Milliseconds",
-                         "Dimensions": dims, "Timestamp": now})
+            data.append(
+                {
+                    "MetricName": "Duration",
+                    "Value": float(duration_ms),
+                    "Unit": "Milliseconds",
+                    "Dimensions": dims,
+                    "Timestamp": now,
+                }
+            )
     with _lock:
         cloudwatch_backends[account][region].put_metric_data("AWS/Lambda", data)
 
@@ -56,6 +84,7 @@ class LogStream:
         self.json_format = json_format
         day = time.strftime("%Y/%m/%d", time.gmtime())
         import uuid
+
         self.stream = f"{day}/[{version}]{uuid.uuid4().hex}"
         with _lock:
             self.backend.ensure_log_group(group)
@@ -90,15 +119,22 @@ class LogStream:
             if kind == "report":
                 record["metrics"] = metrics
                 record["status"] = "success"
-            return json.dumps({"time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-                               "type": f"platform.{kind}", "record": record})
+            return json.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "type": f"platform.{kind}",
+                    "record": record,
+                }
+            )
         if kind == "start":
             return f"START RequestId: {request_id} Version: {version}"
         if kind == "end":
             return f"END RequestId: {request_id}"
-        line = (f"REPORT RequestId: {request_id}\tDuration: {metrics['durationMs']:.2f} ms\t"
-                f"Billed Duration: {metrics['billedDurationMs']} ms\tMemory Size: {metrics['memorySizeMB']} MB\t"
-                f"Max Memory Used: {metrics['maxMemoryUsedMB']} MB")
+        line = (
+            f"REPORT RequestId: {request_id}\tDuration: {metrics['durationMs']:.2f} ms\t"
+            f"Billed Duration: {metrics['billedDurationMs']} ms\tMemory Size: {metrics['memorySizeMB']} MB\t"
+            f"Max Memory Used: {metrics['maxMemoryUsedMB']} MB"
+        )
         if metrics.get("initDurationMs") is not None:
             line += f"\tInit Duration: {metrics['initDurationMs']:.2f} ms"
         return line + "\t"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test on this machine: installs what is missing (pinned Python tools, buildah), starts local
+# AWS, runs the linters and `cargo test --workspace`, and stops local AWS even on failure.
+# Exits non-zero if any step failed; the summary at the end says which.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -- ARGS    extra arguments for cargo test (e.g. -- -- local_aws)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+cargo_args=()
+if [[ "${1:-}" == "--" ]]; then
+  shift
+  cargo_args=("$@")
+fi
+
+ensure_debian_packages buildah curl
+ensure_venv
+local_aws_env
+
+failed=()
+passed=()
+step() {
+  local name=$1
+  shift
+  say "$name"
+  local started=$SECONDS
+  if "$@"; then
+    passed+=("$name ($((SECONDS - started)) s)")
+  else
+    failed+=("$name")
+    echo "FAILED: $name" >&2
+  fi
+}
+
+step "rustfmt" cargo fmt --all -- --check
+step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-image .ci/run tests/scripts/*.sh
+step "ruff (local AWS)" bash -c "ruff check --quiet scripts/localaws && ruff format --check --quiet scripts/localaws"
+step "clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# Local AWS on the spare port first: its own start/stop behaviour.
+step "local AWS lifecycle" bash tests/scripts/local_aws_lifecycle.sh
+
+scripts/local-aws start
+trap 'scripts/local-aws stop >/dev/null || true' EXIT
+step "cargo test" cargo test --workspace "${cargo_args[@]}"
+
+echo
+say "summary"
+for p in "${passed[@]}"; do echo "  ok      $p"; done
+for f in "${failed[@]}"; do echo "  FAILED  $f"; done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "${#failed[@]} step(s) failed; the local AWS log is $LOCAL_AWS_STATE/server.log" >&2
+  exit 1
+fi
