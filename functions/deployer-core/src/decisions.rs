@@ -1,0 +1,472 @@
+//! Pure decisions: given what AWS reports, what is true and what to do next. No I/O, table-tested.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
+use crate::ports::{AliasState, FunctionState, Invocation, LambdaState, UpdateStatus};
+use crate::spec::{DesiredConfig, LogFormat, SmokeCase};
+use crate::DeployError;
+
+/// One field that differs between the spec and the function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub field: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+fn drift(field: &str, expected: impl ToString, actual: impl ToString) -> Drift {
+    Drift { field: field.to_string(), expected: expected.to_string(), actual: actual.to_string() }
+}
+
+/// The configuration fields (not the code) that differ from the spec. Architecture is part of the code
+/// (Lambda sets it with UpdateFunctionCode) and is compared by [`code_matches`].
+pub fn config_drift(desired: &DesiredConfig, current: &FunctionState, default_log_group: &str) -> Vec<Drift> {
+    let c = &current.config;
+    let mut out = Vec::new();
+    if desired.role != c.role {
+        out.push(drift("role", &desired.role, &c.role));
+    }
+    if desired.memory_mb != c.memory_mb {
+        out.push(drift("memoryMb", desired.memory_mb, c.memory_mb));
+    }
+    if desired.timeout_seconds != c.timeout_seconds {
+        out.push(drift("timeoutSeconds", desired.timeout_seconds, c.timeout_seconds));
+    }
+    if desired.ephemeral_storage_mb != c.ephemeral_storage_mb {
+        out.push(drift("ephemeralStorageMb", desired.ephemeral_storage_mb, c.ephemeral_storage_mb));
+    }
+    let keys: std::collections::BTreeSet<&String> = desired.environment.keys().chain(c.environment.keys()).collect();
+    for key in keys {
+        let (want, have) = (desired.environment.get(key), c.environment.get(key));
+        if want != have {
+            let show = |v: Option<&String>| v.map(|s| format!("{s:?}")).unwrap_or_else(|| "(unset)".into());
+            out.push(drift(&format!("environment.{key}"), show(want), show(have)));
+        }
+    }
+    let l = &desired.logging;
+    if l.format.as_str() != c.log_format {
+        out.push(drift("logging.format", l.format.as_str(), &c.log_format));
+    }
+    if l.format == LogFormat::Json {
+        let app = l.application_level.as_deref().unwrap_or("INFO");
+        let sys = l.system_level.as_deref().unwrap_or("INFO");
+        if c.application_level.as_deref().unwrap_or("INFO") != app {
+            out.push(drift("logging.applicationLevel", app, c.application_level.as_deref().unwrap_or("(unset)")));
+        }
+        if c.system_level.as_deref().unwrap_or("INFO") != sys {
+            out.push(drift("logging.systemLevel", sys, c.system_level.as_deref().unwrap_or("(unset)")));
+        }
+    }
+    let want_group = l.log_group.as_deref().unwrap_or(default_log_group);
+    let have_group = c.log_group.as_deref().unwrap_or(default_log_group);
+    if want_group != have_group {
+        out.push(drift("logging.logGroup", want_group, have_group));
+    }
+    out
+}
+
+/// Whether the function runs exactly this image on this architecture.
+pub fn code_matches(current: &FunctionState, digest: &ImageDigest, architecture: &str) -> bool {
+    current.code_sha256 == digest.hex() && current.config.architecture == architecture
+}
+
+/// What Update Function must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateDecision {
+    Create,
+    /// An update is in progress: send nothing, let the readiness loop wait.
+    Wait,
+    UpdateConfiguration(Vec<Drift>),
+    UpdateCode,
+    Nothing,
+}
+
+pub fn next_update(
+    current: Option<&FunctionState>,
+    desired: &DesiredConfig,
+    default_log_group: &str,
+    digest: &ImageDigest,
+) -> UpdateDecision {
+    let Some(f) = current else { return UpdateDecision::Create };
+    if f.state == LambdaState::Pending || f.last_update == UpdateStatus::InProgress {
+        return UpdateDecision::Wait;
+    }
+    let drift = config_drift(desired, f, default_log_group);
+    if !drift.is_empty() {
+        return UpdateDecision::UpdateConfiguration(drift);
+    }
+    if !code_matches(f, digest, desired.architecture.as_str()) {
+        return UpdateDecision::UpdateCode;
+    }
+    UpdateDecision::Nothing
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    Ready,
+    Pending,
+    /// Ready, but not yet what the spec asks for (the configuration went first; the code is next).
+    Drifted,
+    Failed(String),
+}
+
+/// Is the function ready to be smoke-tested? Never sleeps: the state machine waits and asks again.
+pub fn readiness(
+    f: &FunctionState,
+    desired: &DesiredConfig,
+    default_log_group: &str,
+    digest: &ImageDigest,
+    elapsed_ms: u64,
+    timeout_ms: u64,
+) -> Readiness {
+    if f.state == LambdaState::Failed {
+        let reason = f.state_reason.as_deref().unwrap_or("no reason given");
+        return Readiness::Failed(format!("function {} is in state Failed: {reason}", f.name));
+    }
+    if f.last_update == UpdateStatus::Failed {
+        let reason = f.last_update_reason.as_deref().unwrap_or("no reason given");
+        return Readiness::Failed(format!("the last update of {} failed: {reason}", f.name));
+    }
+    if f.state == LambdaState::Pending || f.last_update == UpdateStatus::InProgress {
+        if elapsed_ms > timeout_ms {
+            return Readiness::Failed(format!(
+                "{} was still updating after {} s (readyTimeoutSeconds is {} s)",
+                f.name,
+                elapsed_ms / 1000,
+                timeout_ms / 1000
+            ));
+        }
+        return Readiness::Pending;
+    }
+    if !config_drift(desired, f, default_log_group).is_empty() || !code_matches(f, digest, desired.architecture.as_str()) {
+        return Readiness::Drifted;
+    }
+    Readiness::Ready
+}
+
+/// Everything wrong with one smoke case's answer; empty when it passed.
+pub fn judge_case(case: &SmokeCase, got: &Invocation, latency_budget_ms: Option<u64>) -> Vec<String> {
+    let mut out = Vec::new();
+    let payload: Result<Value, _> = serde_json::from_slice(&got.payload);
+    if let Some(kind) = &got.function_error {
+        let detail = payload
+            .as_ref()
+            .ok()
+            .map(|v| format!("{}: {}", v["errorType"].as_str().unwrap_or(kind), v["errorMessage"].as_str().unwrap_or("")))
+            .unwrap_or_else(|| String::from_utf8_lossy(&got.payload).into_owned());
+        out.push(format!("case {:?}: the function failed ({detail})", case.name));
+        return out;
+    }
+    match (&case.expect, payload) {
+        (Some(_), Err(e)) => out.push(format!("case {:?}: the answer is not JSON ({e})", case.name)),
+        (Some(expected), Ok(actual)) => {
+            let mut diffs = Vec::new();
+            compare(expected, &actual, case.tolerance, "$", &mut diffs);
+            out.extend(diffs.into_iter().map(|d| format!("case {:?}: {d}", case.name)));
+        }
+        (None, _) => {}
+    }
+    if let Some(budget) = latency_budget_ms {
+        if got.latency_ms > budget {
+            out.push(format!("case {:?}: took {} ms, over the {budget} ms latency budget", case.name, got.latency_ms));
+        }
+    }
+    out
+}
+
+/// Compare an expected JSON value with the actual one. Objects: each expected key must match (extra keys
+/// are fine). Arrays: same length, element by element. Numbers: within `tolerance`.
+pub fn compare(expected: &Value, actual: &Value, tolerance: f64, path: &str, out: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                match a.get(k) {
+                    Some(av) => compare(ev, av, tolerance, &format!("{path}.{k}"), out),
+                    None => out.push(format!("{path}.{k} is missing (expected {ev})")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                out.push(format!("{path} has {} items, expected {}", a.len(), e.len()));
+                return;
+            }
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                compare(ev, av, tolerance, &format!("{path}[{i}]"), out);
+            }
+        }
+        (Value::Number(e), Value::Number(a)) => {
+            let (e, a) = (e.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
+            if !((e - a).abs() <= tolerance) {
+                out.push(format!("{path} is {a}, expected {e} (tolerance {tolerance})"));
+            }
+        }
+        (e, a) if e == a => {}
+        (e, a) => out.push(format!("{path} is {a}, expected {e}")),
+    }
+}
+
+/// The execution name for deploying `digest` to `target`: the same event twice gives the same name,
+/// so Step Functions starts it once.
+pub fn execution_name(target: &FunctionName, digest: &ImageDigest) -> String {
+    let t = target.as_str();
+    let t = &t[..t.len().min(60)];
+    format!("deploy-{t}-{}", &digest.hex()[..12])
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// A published version's description: which image, tag and execution made it (Lambda allows 256 chars).
+pub fn version_description(digest: &ImageDigest, tag: &str, execution: &str) -> String {
+    format!("image {digest} tag {} execution {}", clip(tag, 40), clip(execution, 80))
+}
+
+const PREVIOUS: &str = "previous=";
+
+/// The alias's description records the version it served before, for a later rollback.
+pub fn alias_description(previous: Option<&Version>, digest: &ImageDigest, execution: &str) -> String {
+    let prev = previous.map(Version::as_str).unwrap_or("none");
+    format!("deployer {PREVIOUS}{prev} image={} execution={}", &digest.hex()[..12], clip(execution, 80))
+}
+
+/// The previous version recorded by [`alias_description`], if any.
+pub fn previous_from_description(description: &str) -> Option<Version> {
+    description
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(PREVIOUS))
+        .and_then(|v| Version::parse(v).ok())
+}
+
+/// Where a rollback takes the alias: the version asked for, else the one recorded as previous.
+pub fn rollback_target(
+    function: &FunctionName,
+    alias_name: &AliasName,
+    requested: Option<&Version>,
+    alias: &AliasState,
+) -> Result<Version, DeployError> {
+    if let Some(v) = requested {
+        return Ok(v.clone());
+    }
+    previous_from_description(&alias.description).ok_or_else(|| {
+        DeployError::invalid(format!(
+            "alias {alias_name} of {function} (on version {}) records no previous version; \
+             name the version to return to with \"toVersion\"",
+            alias.version
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::CurrentConfig;
+    use crate::spec::{Architecture, LoggingSpec};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn digest(c: char) -> ImageDigest {
+        ImageDigest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
+
+    fn desired() -> DesiredConfig {
+        DesiredConfig {
+            role: "arn:aws:iam::123456789012:role/r".into(),
+            memory_mb: 512,
+            timeout_seconds: 10,
+            architecture: Architecture::X86_64,
+            ephemeral_storage_mb: 512,
+            environment: BTreeMap::from([("A".into(), "1".into())]),
+            logging: LoggingSpec::default(),
+        }
+    }
+
+    fn function(state: LambdaState, update: UpdateStatus) -> FunctionState {
+        FunctionState {
+            name: FunctionName::parse("f").unwrap(),
+            version: "$LATEST".into(),
+            revision_id: "r1".into(),
+            code_sha256: digest('a').hex().into(),
+            state,
+            state_reason: Some("state reason".into()),
+            last_update: update,
+            last_update_reason: Some("update reason".into()),
+            package_type: "Image".into(),
+            config: CurrentConfig {
+                role: "arn:aws:iam::123456789012:role/r".into(),
+                memory_mb: 512,
+                timeout_seconds: 10,
+                architecture: "x86_64".into(),
+                ephemeral_storage_mb: 512,
+                environment: BTreeMap::from([("A".into(), "1".into())]),
+                log_format: "JSON".into(),
+                application_level: Some("INFO".into()),
+                system_level: Some("INFO".into()),
+                log_group: Some("/aws/lambda/f".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn drift_names_each_field_that_differs() {
+        let mut f = function(LambdaState::Active, UpdateStatus::Successful);
+        assert!(config_drift(&desired(), &f, "/aws/lambda/f").is_empty());
+        f.config.memory_mb = 256;
+        f.config.environment.insert("EXTRA".into(), "x".into());
+        f.config.environment.insert("A".into(), "2".into());
+        f.config.log_format = "Text".into();
+        f.config.application_level = None;
+        let fields: Vec<_> = config_drift(&desired(), &f, "/aws/lambda/f").into_iter().map(|d| d.field).collect();
+        assert_eq!(fields, ["memoryMb", "environment.A", "environment.EXTRA", "logging.format"]);
+    }
+
+    #[test]
+    fn next_update_follows_create_wait_configuration_code_nothing() {
+        let d = desired();
+        let active = function(LambdaState::Active, UpdateStatus::Successful);
+        let mut drifted = active.clone();
+        drifted.config.timeout_seconds = 3;
+        let mut other_arch = active.clone();
+        other_arch.config.architecture = "arm64".into();
+        let cases: Vec<(&str, Option<FunctionState>, ImageDigest, UpdateDecision)> = vec![
+            ("missing", None, digest('a'), UpdateDecision::Create),
+            ("pending", Some(function(LambdaState::Pending, UpdateStatus::Unknown)), digest('a'), UpdateDecision::Wait),
+            ("in progress", Some(function(LambdaState::Active, UpdateStatus::InProgress)), digest('b'), UpdateDecision::Wait),
+            ("config first", Some(drifted), digest('b'), UpdateDecision::UpdateConfiguration(vec![drift("timeoutSeconds", 10, 3)])),
+            ("new image", Some(active.clone()), digest('b'), UpdateDecision::UpdateCode),
+            ("new architecture", Some(other_arch), digest('a'), UpdateDecision::UpdateCode),
+            ("converged", Some(active), digest('a'), UpdateDecision::Nothing),
+            ("after a failed update", Some(function(LambdaState::Active, UpdateStatus::Failed)), digest('b'), UpdateDecision::UpdateCode),
+        ];
+        for (what, f, dg, want) in cases {
+            assert_eq!(next_update(f.as_ref(), &d, "/aws/lambda/f", &dg), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn readiness_is_ready_pending_drifted_or_failed() {
+        let d = desired();
+        let g = "/aws/lambda/f";
+        let cases: Vec<(&str, FunctionState, ImageDigest, u64, Readiness)> = vec![
+            ("ready", function(LambdaState::Active, UpdateStatus::Successful), digest('a'), 0, Readiness::Ready),
+            ("pending", function(LambdaState::Pending, UpdateStatus::Unknown), digest('a'), 1_000, Readiness::Pending),
+            ("in progress", function(LambdaState::Active, UpdateStatus::InProgress), digest('a'), 1_000, Readiness::Pending),
+            ("code not yet", function(LambdaState::Active, UpdateStatus::Successful), digest('b'), 0, Readiness::Drifted),
+            (
+                "update failed",
+                function(LambdaState::Active, UpdateStatus::Failed),
+                digest('a'),
+                0,
+                Readiness::Failed("the last update of f failed: update reason".into()),
+            ),
+            (
+                "state failed",
+                function(LambdaState::Failed, UpdateStatus::Failed),
+                digest('a'),
+                0,
+                Readiness::Failed("function f is in state Failed: state reason".into()),
+            ),
+            (
+                "too slow",
+                function(LambdaState::Active, UpdateStatus::InProgress),
+                digest('a'),
+                301_000,
+                Readiness::Failed("f was still updating after 301 s (readyTimeoutSeconds is 300 s)".into()),
+            ),
+        ];
+        for (what, f, dg, elapsed, want) in cases {
+            assert_eq!(readiness(&f, &d, g, &dg, elapsed, 300_000), want, "{what}");
+        }
+    }
+
+    fn case(expect: Option<Value>, tolerance: f64) -> SmokeCase {
+        SmokeCase { name: "c".into(), payload: json!({}), expect, tolerance }
+    }
+
+    fn answer(payload: Value, error: Option<&str>, ms: u64) -> Invocation {
+        Invocation {
+            payload: payload.to_string().into_bytes(),
+            function_error: error.map(str::to_string),
+            executed_version: "$LATEST".into(),
+            latency_ms: ms,
+        }
+    }
+
+    #[test]
+    fn smoke_cases_report_every_mismatch() {
+        let expect = json!({"classes": [1, 0], "probabilities": [[0.1, 0.9]], "model": "v1"});
+        let cases: Vec<(&str, SmokeCase, Invocation, Option<u64>, Vec<&str>)> = vec![
+            ("exact", case(Some(expect.clone()), 0.0), answer(json!({"classes": [1, 0], "probabilities": [[0.1, 0.9]], "model": "v1", "extra": 1}), None, 5), None, vec![]),
+            ("within tolerance", case(Some(expect.clone()), 1e-3), answer(json!({"classes": [1, 0], "probabilities": [[0.1004, 0.8996]], "model": "v1"}), None, 5), None, vec![]),
+            (
+                "wrong values",
+                case(Some(expect.clone()), 1e-3),
+                answer(json!({"classes": [0, 0], "probabilities": [[0.5, 0.5]], "model": "v2"}), None, 5),
+                None,
+                vec![
+                    "case \"c\": $.classes[0] is 0, expected 1 (tolerance 0.001)",
+                    "case \"c\": $.model is \"v2\", expected \"v1\"",
+                    "case \"c\": $.probabilities[0][0] is 0.5, expected 0.1 (tolerance 0.001)",
+                    "case \"c\": $.probabilities[0][1] is 0.5, expected 0.9 (tolerance 0.001)",
+                ],
+            ),
+            ("missing key", case(Some(json!({"a": 1})), 0.0), answer(json!({}), None, 5), None, vec!["case \"c\": $.a is missing (expected 1)"]),
+            ("length", case(Some(json!([1, 2])), 0.0), answer(json!([1]), None, 5), None, vec!["case \"c\": $ has 1 items, expected 2"]),
+            (
+                "function error",
+                case(Some(json!({})), 0.0),
+                answer(json!({"errorType": "ModelError", "errorMessage": "bad weights"}), Some("Unhandled"), 5),
+                None,
+                vec!["case \"c\": the function failed (ModelError: bad weights)"],
+            ),
+            ("too slow", case(None, 0.0), answer(json!({}), None, 900), Some(500), vec!["case \"c\": took 900 ms, over the 500 ms latency budget"]),
+            ("no expectation", case(None, 0.0), answer(json!("anything"), None, 5), Some(500), vec![]),
+        ];
+        for (what, c, inv, budget, want) in cases {
+            assert_eq!(judge_case(&c, &inv, budget), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn names_and_descriptions_are_deterministic_and_fit_aws_limits() {
+        let f = FunctionName::parse(&"f".repeat(64)).unwrap();
+        let name = execution_name(&f, &digest('c'));
+        assert_eq!(name, execution_name(&f, &digest('c')));
+        assert_ne!(name, execution_name(&f, &digest('d')));
+        assert!(name.len() <= 80, "{}", name.len());
+        let desc = version_description(&digest('c'), &"t".repeat(128), &"e".repeat(80));
+        assert!(desc.len() <= 256, "{}", desc.len());
+        let v3 = Version::parse("3").unwrap();
+        let alias_desc = alias_description(Some(&v3), &digest('c'), &name);
+        assert!(alias_desc.len() <= 256);
+        assert_eq!(previous_from_description(&alias_desc), Some(v3));
+        assert_eq!(previous_from_description(&alias_description(None, &digest('c'), "x")), None);
+        assert_eq!(previous_from_description("made by hand"), None);
+    }
+
+    #[test]
+    fn rollback_goes_to_the_requested_or_the_recorded_previous_version() {
+        let f = FunctionName::parse("f").unwrap();
+        let live = AliasName::parse("live").unwrap();
+        let v = |s: &str| Version::parse(s).unwrap();
+        let alias = |desc: &str| AliasState {
+            name: live.clone(),
+            version: "5".into(),
+            revision_id: "r".into(),
+            description: desc.into(),
+            additional: None,
+        };
+        let recorded = alias(&alias_description(Some(&v("4")), &digest('a'), "x"));
+        assert_eq!(rollback_target(&f, &live, Some(&v("2")), &recorded).unwrap(), v("2"));
+        assert_eq!(rollback_target(&f, &live, None, &recorded).unwrap(), v("4"));
+        let err = rollback_target(&f, &live, None, &alias("")).unwrap_err().to_string();
+        assert!(err.contains("records no previous version") && err.contains("toVersion"), "{err}");
+    }
+}

@@ -1,0 +1,117 @@
+//! Errors of the deployer, each with a stable name that the state machine matches.
+
+/// What went wrong, and what to do about it. Every message names the thing that failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeployError {
+    /// Bad event, execution input or target spec. Nothing was changed.
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
+
+    /// The function (or the version asked for) does not exist.
+    #[error("{what} not found: {message}")]
+    NotFound { what: &'static str, message: String },
+
+    /// Lambda refused a write because an update is still in progress (ResourceConflictException).
+    #[error("update in progress on {resource}: {message}; the step is retried once the update ends")]
+    UpdateInProgress { resource: String, message: String },
+
+    /// Someone changed the function or alias since this step read it (RevisionId mismatch).
+    #[error("{resource} changed while the deployment was reading it ({message}); the step re-reads and retries")]
+    PreconditionFailed { resource: String, message: String },
+
+    /// AWS throttled the call.
+    #[error("throttled by {service}: {message}")]
+    Throttled { service: &'static str, message: String },
+
+    /// AWS failed on its side (5xx, timeout, connection). Retried with backoff.
+    #[error("{service} is unavailable: {message}")]
+    AwsUnavailable { service: &'static str, message: String },
+
+    /// AWS refused the call for a reason retrying will not fix (permissions, validation).
+    #[error("{service} refused {operation}: {message}")]
+    AwsRefused { service: &'static str, operation: &'static str, message: String },
+
+    /// The function's update ended in LastUpdateStatus=Failed, or never became ready.
+    #[error("the update of {function} failed: {reason}")]
+    UpdateFailed { function: String, reason: String },
+
+    /// The candidate answered wrongly or too slowly. `report` lists every mismatch.
+    #[error("smoke test failed for {function}: {report}")]
+    SmokeTestFailed { function: String, report: String },
+
+    /// The rollback itself could not be completed or verified: a human must look.
+    #[error("rollback of {function} failed: {message}")]
+    RollbackFailed { function: String, message: String },
+}
+
+impl DeployError {
+    /// The stable name Step Functions sees as the error (`errorType`), matched by Retry and Catch.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeployError::InvalidInput { .. } => "InvalidInput",
+            DeployError::NotFound { .. } => "NotFound",
+            DeployError::UpdateInProgress { .. } => "UpdateInProgress",
+            DeployError::PreconditionFailed { .. } => "PreconditionFailed",
+            DeployError::Throttled { .. } => "Throttled",
+            DeployError::AwsUnavailable { .. } => "AwsUnavailable",
+            DeployError::AwsRefused { .. } => "AwsRefused",
+            DeployError::UpdateFailed { .. } => "UpdateFailed",
+            DeployError::SmokeTestFailed { .. } => "SmokeTestFailed",
+            DeployError::RollbackFailed { .. } => "RollbackFailed",
+        }
+    }
+
+    /// Every name [`DeployError::name`] can return; the ASL contract test checks `ErrorEquals` against it.
+    pub const NAMES: &'static [&'static str] = &[
+        "InvalidInput",
+        "NotFound",
+        "UpdateInProgress",
+        "PreconditionFailed",
+        "Throttled",
+        "AwsUnavailable",
+        "AwsRefused",
+        "UpdateFailed",
+        "SmokeTestFailed",
+        "RollbackFailed",
+    ];
+
+    /// Errors the state machine retries in place: transient on AWS's side or a lost race.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DeployError::UpdateInProgress { .. }
+                | DeployError::PreconditionFailed { .. }
+                | DeployError::Throttled { .. }
+                | DeployError::AwsUnavailable { .. }
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        DeployError::InvalidInput { message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_listed_stable_name() {
+        let all = [
+            DeployError::invalid("x"),
+            DeployError::NotFound { what: "function", message: "x".into() },
+            DeployError::UpdateInProgress { resource: "f".into(), message: "x".into() },
+            DeployError::PreconditionFailed { resource: "f".into(), message: "x".into() },
+            DeployError::Throttled { service: "lambda", message: "x".into() },
+            DeployError::AwsUnavailable { service: "lambda", message: "x".into() },
+            DeployError::AwsRefused { service: "lambda", operation: "Invoke", message: "x".into() },
+            DeployError::UpdateFailed { function: "f".into(), reason: "x".into() },
+            DeployError::SmokeTestFailed { function: "f".into(), report: "x".into() },
+            DeployError::RollbackFailed { function: "f".into(), message: "x".into() },
+        ];
+        let names: Vec<_> = all.iter().map(DeployError::name).collect();
+        assert_eq!(names, DeployError::NAMES);
+        let transient: Vec<_> = all.iter().filter(|e| e.is_transient()).map(DeployError::name).collect();
+        assert_eq!(transient, ["UpdateInProgress", "PreconditionFailed", "Throttled", "AwsUnavailable"]);
+    }
+}

@@ -1,0 +1,25 @@
+//! The deployer's domain, free of any AWS SDK type.
+//!
+//! # Layout
+//! - [`ids`]: newtypes for the identifiers that flow through every step (function, version, digest, ...).
+//! - [`spec`]: the deployment target a team declares (function, repository, configuration, smoke tests),
+//!   and its validation.
+//! - [`event`]: the ECR "ECR Image Action" event as the trigger receives it, and its validation.
+//! - [`plan`]: what the state machine carries from step to step (inputs and outputs, camelCase JSON).
+//! - [`decisions`]: pure functions that decide (is the function ready, what drifted, did the smoke
+//!   test pass, which version to roll back to). Table-tested, no I/O.
+//! - [`ports`]: the small traits the steps need from AWS; `deployer-aws` implements them.
+//! - [`steps`]: one async function per Task state, over the ports.
+//! - [`error`]: [`DeployError`] and its stable error names, which the state machine's Retry and
+//!   Catch match.
+
+pub mod decisions;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod plan;
+pub mod ports;
+pub mod spec;
+pub mod steps;
+
+pub use error::DeployError;

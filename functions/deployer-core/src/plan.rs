@@ -1,0 +1,201 @@
+//! What the state machine carries between steps. All camelCase JSON, so the ASL's paths are predictable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decisions::Drift;
+use crate::ids::{FunctionName, ImageDigest, RepositoryName, Version};
+use crate::spec::TargetSpec;
+
+/// The input of an execution: from the trigger (deploy) or from an operator (either).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum ExecutionInput {
+    Deploy(DeployRequest),
+    Rollback(RollbackRequest),
+}
+
+/// Deploy one image (by digest) to one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    pub target: FunctionName,
+    pub repository: RepositoryName,
+    pub image_digest: ImageDigest,
+    pub image_tag: String,
+}
+
+/// Move a function's alias back: to `to_version`, or to the version it served before the current one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub function: FunctionName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<Version>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Prepare's output: everything the later steps need, read once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub target: TargetSpec,
+    /// `<registry>/<repository>@sha256:...`: Lambda is always given the digest, never a tag.
+    pub image_uri: String,
+    pub image_digest: ImageDigest,
+    pub image_tag: String,
+    pub function_exists: bool,
+    /// The version the alias served when the deployment started (what a rollback returns to).
+    pub previous_version: Option<Version>,
+    /// The alias already serves this image with this configuration: nothing to do.
+    pub already_live: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateAction {
+    /// The function did not exist and was created with the image and configuration.
+    Created,
+    /// The configuration drifted and was reconciled (code follows once that update is done).
+    Configuration,
+    /// The code was pointed at the new image digest.
+    Code,
+    /// Already converged.
+    None,
+    /// An update was already in progress; nothing was sent.
+    Waiting,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOutput {
+    pub action: UpdateAction,
+    pub drift: Vec<Drift>,
+    /// When this update was sent (ms since the epoch); the readiness deadline counts from here.
+    pub started_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadyStatus {
+    Ready,
+    Pending,
+    Drifted,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyOutput {
+    pub status: ReadyStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReadyInput {
+    pub plan: Plan,
+    pub update: UpdateOutput,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseResult {
+    pub name: String,
+    pub latency_ms: u64,
+}
+
+/// What passed the smoke test: exactly this revision of $LATEST, which is what gets published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmokeOutput {
+    pub revision_id: String,
+    pub code_sha256: String,
+    pub warmup_ms: u64,
+    pub cases: Vec<CaseResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInput {
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishInput {
+    pub plan: Plan,
+    pub smoke: SmokeOutput,
+    /// The execution's name, recorded in the version's description.
+    pub execution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    pub version: Version,
+    pub code_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftInput {
+    pub plan: Plan,
+    pub published: Published,
+    pub execution: String,
+}
+
+/// The deployment's result: the alias, the version it serves, and what it served before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    pub function: FunctionName,
+    pub alias: String,
+    pub version: Version,
+    pub previous_version: Option<Version>,
+    pub image_digest: ImageDigest,
+    pub image_tag: String,
+    /// False when the alias already pointed at the version (a re-run).
+    pub moved: bool,
+}
+
+/// A failed step as Step Functions' Catch records it: `Error` is the error name, `Cause` its payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+impl StepFailure {
+    /// The human part of the cause: a Lambda error's `errorMessage`, else the cause as given.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string))
+            .unwrap_or_else(|| self.cause.clone())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "camelCase")]
+pub enum RollbackInput {
+    /// After a failed deployment: put the alias back where it was and verify it.
+    Automatic { plan: Plan, error: StepFailure },
+    /// An operator's request.
+    Manual { request: RollbackRequest },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBack {
+    pub function: FunctionName,
+    pub alias: String,
+    pub from_version: Option<Version>,
+    pub to_version: Option<Version>,
+    pub verified_cases: usize,
+    /// One paragraph for a human: what failed, where the alias is now, what was verified.
+    pub cause: String,
+}

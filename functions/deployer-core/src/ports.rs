@@ -1,0 +1,168 @@
+//! What the steps need from AWS, in domain terms. `deployer-aws` implements these over the SDK; the step
+//! tests implement them with hand-written fakes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, Version};
+use crate::spec::{DesiredConfig, TargetSpec};
+use crate::DeployError;
+
+pub type Result<T> = std::result::Result<T, DeployError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LambdaState {
+    Pending,
+    Active,
+    Inactive,
+    Failed,
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateStatus {
+    InProgress,
+    Successful,
+    Failed,
+    /// Not reported (a function being created).
+    Unknown,
+}
+
+/// The configuration fields the deployer manages, as Lambda reports them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CurrentConfig {
+    pub role: String,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub architecture: String,
+    pub ephemeral_storage_mb: u32,
+    pub environment: BTreeMap<String, String>,
+    pub log_format: String,
+    pub application_level: Option<String>,
+    pub system_level: Option<String>,
+    pub log_group: Option<String>,
+}
+
+/// A function (its $LATEST or a published version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionState {
+    pub name: FunctionName,
+    pub version: String,
+    pub revision_id: String,
+    pub code_sha256: String,
+    pub state: LambdaState,
+    pub state_reason: Option<String>,
+    pub last_update: UpdateStatus,
+    pub last_update_reason: Option<String>,
+    pub package_type: String,
+    pub config: CurrentConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasState {
+    pub name: AliasName,
+    pub version: String,
+    pub revision_id: String,
+    pub description: String,
+    /// A weighted alias's second version and its weight.
+    pub additional: Option<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub payload: Vec<u8>,
+    /// Set when the function's code failed (Lambda's X-Amz-Function-Error).
+    pub function_error: Option<String>,
+    pub executed_version: String,
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    pub digest: ImageDigest,
+    pub tags: Vec<String>,
+    pub manifest_media_type: Option<String>,
+    /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>`.
+    pub repository_uri: String,
+}
+
+pub trait FunctionApi: Send + Sync {
+    /// The function's $LATEST (`qualifier` None) or a version; None if it does not exist.
+    fn get_function(
+        &self,
+        name: &FunctionName,
+        qualifier: Option<&str>,
+    ) -> impl Future<Output = Result<Option<FunctionState>>> + Send;
+    fn create_function(
+        &self,
+        name: &FunctionName,
+        image_uri: &str,
+        config: &DesiredConfig,
+    ) -> impl Future<Output = Result<FunctionState>> + Send;
+    fn update_configuration(
+        &self,
+        name: &FunctionName,
+        config: &DesiredConfig,
+        revision_id: &str,
+    ) -> impl Future<Output = Result<FunctionState>> + Send;
+    fn update_code(
+        &self,
+        name: &FunctionName,
+        image_uri: &str,
+        architecture: &str,
+        revision_id: &str,
+    ) -> impl Future<Output = Result<FunctionState>> + Send;
+    /// Publish $LATEST only if it still has this code and revision.
+    fn publish_version(
+        &self,
+        name: &FunctionName,
+        code_sha256: &str,
+        revision_id: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<Version>> + Send;
+    fn get_alias(&self, name: &FunctionName, alias: &AliasName) -> impl Future<Output = Result<Option<AliasState>>> + Send;
+    fn create_alias(
+        &self,
+        name: &FunctionName,
+        alias: &AliasName,
+        version: &Version,
+        description: &str,
+    ) -> impl Future<Output = Result<AliasState>> + Send;
+    /// Point the alias at one version (no weights), only if it is still at `revision_id`.
+    fn update_alias(
+        &self,
+        name: &FunctionName,
+        alias: &AliasName,
+        version: &Version,
+        description: &str,
+        revision_id: &str,
+    ) -> impl Future<Output = Result<AliasState>> + Send;
+    fn invoke(&self, name: &FunctionName, qualifier: &str, payload: &[u8]) -> impl Future<Output = Result<Invocation>> + Send;
+}
+
+pub trait ImageRegistry: Send + Sync {
+    /// The image with this digest in the repository; None if it is not there.
+    fn describe_image(
+        &self,
+        repository: &RepositoryName,
+        digest: &ImageDigest,
+    ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+}
+
+pub trait TargetStore: Send + Sync {
+    fn get(&self, function: &FunctionName) -> impl Future<Output = Result<Option<TargetSpec>>> + Send;
+    fn list(&self) -> impl Future<Output = Result<Vec<TargetSpec>>> + Send;
+    fn put(&self, spec: &TargetSpec) -> impl Future<Output = Result<()>> + Send;
+    fn delete(&self, function: &FunctionName) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started { execution_arn: String },
+    /// An execution with this name already exists (a duplicate event): nothing new was started.
+    AlreadyStarted,
+}
+
+pub trait Executions: Send + Sync {
+    fn start(&self, name: &str, input: &str) -> impl Future<Output = Result<StartOutcome>> + Send;
+}

@@ -1,0 +1,407 @@
+//! The deployment target: what a team declares about one function, validated before anything is stored.
+//!
+//! ```json
+//! {
+//!   "function": "ml-inference",
+//!   "repository": "ml-inference",
+//!   "tagPattern": "^sha-[0-9a-f]{7,40}$",
+//!   "alias": "live",
+//!   "configuration": {
+//!     "role": "arn:aws:iam::123456789012:role/ml-inference",
+//!     "memoryMb": 512, "timeoutSeconds": 10, "architecture": "x86_64", "ephemeralStorageMb": 512,
+//!     "environment": {"MODEL_NAME": "breast-cancer"},
+//!     "logging": {"format": "JSON", "applicationLevel": "INFO", "systemLevel": "WARN"}
+//!   },
+//!   "smokeTest": {
+//!     "latencyBudgetMs": 1000,
+//!     "cases": [{"name": "golden-0", "payload": {"rows": [[1.0, 2.0]]}, "expect": {"classes": [1]}, "tolerance": 1e-6}]
+//!   },
+//!   "strategy": {"type": "all-at-once"}
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{AliasName, FunctionName, RepositoryName};
+use crate::DeployError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetSpec {
+    pub function: FunctionName,
+    pub repository: RepositoryName,
+    /// Regular expression a pushed tag must match for this target to deploy it.
+    pub tag_pattern: String,
+    #[serde(default = "default_alias")]
+    pub alias: AliasName,
+    pub configuration: DesiredConfig,
+    pub smoke_test: SmokeTest,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// How long an update may stay in progress before the deployment gives up and rolls back.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_seconds: u32,
+}
+
+fn default_alias() -> AliasName {
+    AliasName::parse("live").unwrap_or_else(|_| unreachable!("'live' is a valid alias"))
+}
+
+fn default_ready_timeout() -> u32 {
+    300
+}
+
+/// The function's configuration as it must be after every deployment (drift is repaired).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DesiredConfig {
+    pub role: String,
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    #[serde(default)]
+    pub architecture: Architecture,
+    #[serde(default = "default_ephemeral")]
+    pub ephemeral_storage_mb: u32,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub logging: LoggingSpec,
+}
+
+fn default_memory() -> u32 {
+    128
+}
+fn default_timeout() -> u32 {
+    3
+}
+fn default_ephemeral() -> u32 {
+    512
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Architecture {
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoggingSpec {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_level: Option<String>,
+    /// The log group, when not Lambda's default `/aws/lambda/<function>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+}
+
+impl Default for LoggingSpec {
+    fn default() -> Self {
+        LoggingSpec { format: LogFormat::Json, application_level: None, system_level: None, log_group: None }
+    }
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Json
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogFormat {
+    #[serde(rename = "JSON")]
+    Json,
+    Text,
+}
+
+impl LogFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Json => "JSON",
+            LogFormat::Text => "Text",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SmokeTest {
+    /// Each case's round trip must take at most this long, after one warm-up invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_budget_ms: Option<u64>,
+    pub cases: Vec<SmokeCase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SmokeCase {
+    pub name: String,
+    pub payload: Value,
+    /// What the answer must contain: objects are matched key by key (extra keys are fine), arrays element
+    /// by element, numbers within `tolerance`. Absent: the answer only has to be a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Value>,
+    #[serde(default)]
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Strategy {
+    #[default]
+    AllAtOnce,
+}
+
+const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// Parse and validate a spec; the error lists every problem, each with the field it is about.
+pub fn parse(json: &str) -> Result<TargetSpec, DeployError> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let spec: TargetSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." { String::new() } else { format!("{path}: ") };
+        DeployError::invalid(format!("target spec: {at}{}", e.inner()))
+    })?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+impl TargetSpec {
+    pub fn validate(&self) -> Result<(), DeployError> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut bad = |field: &str, why: String| problems.push(format!("{field}: {why}"));
+
+        if let Err(e) = regex_lite::Regex::new(&self.tag_pattern) {
+            bad("tagPattern", format!("not a valid regular expression ({e})"));
+        }
+        let c = &self.configuration;
+        let role_ok = c.role.starts_with("arn:aws")
+            && c.role.contains(":iam::")
+            && c.role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            && c.role.split(":role/").nth(1).is_some_and(|n| !n.is_empty());
+        if !role_ok {
+            bad("configuration.role", format!("{:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", c.role));
+        }
+        if !(128..=10240).contains(&c.memory_mb) {
+            bad("configuration.memoryMb", format!("{} is outside Lambda's 128-10240 MB", c.memory_mb));
+        }
+        if !(1..=900).contains(&c.timeout_seconds) {
+            bad("configuration.timeoutSeconds", format!("{} is outside Lambda's 1-900 s", c.timeout_seconds));
+        }
+        if !(512..=10240).contains(&c.ephemeral_storage_mb) {
+            bad("configuration.ephemeralStorageMb", format!("{} is outside Lambda's 512-10240 MB", c.ephemeral_storage_mb));
+        }
+        let mut env_size = 0;
+        for (k, v) in &c.environment {
+            env_size += k.len() + v.len();
+            let key_ok = k.len() >= 2
+                && k.as_bytes()[0].is_ascii_alphabetic()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !key_ok {
+                bad(&format!("configuration.environment.{k}"), "names are a letter, then letters, digits or '_'".into());
+            } else if RESERVED_ENV.contains(&k.as_str()) {
+                bad(&format!("configuration.environment.{k}"), "is reserved by Lambda and cannot be set".into());
+            }
+            if looks_like_secret(k, v) {
+                bad(
+                    &format!("configuration.environment.{k}"),
+                    "looks like a secret: store it in Secrets Manager or SSM and put its ARN here instead".into(),
+                );
+            }
+        }
+        if env_size > 4096 {
+            bad("configuration.environment", format!("{env_size} bytes exceed Lambda's 4 KB limit"));
+        }
+        let l = &c.logging;
+        if l.format == LogFormat::Text && (l.application_level.is_some() || l.system_level.is_some()) {
+            bad("configuration.logging", "log levels need format JSON; set format to JSON or drop the levels".into());
+        }
+        const APP: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+        const SYS: &[&str] = &["DEBUG", "INFO", "WARN"];
+        if let Some(level) = &l.application_level {
+            if !APP.contains(&level.as_str()) {
+                bad("configuration.logging.applicationLevel", format!("{level:?} is not one of {APP:?}"));
+            }
+        }
+        if let Some(level) = &l.system_level {
+            if !SYS.contains(&level.as_str()) {
+                bad("configuration.logging.systemLevel", format!("{level:?} is not one of {SYS:?}"));
+            }
+        }
+        if self.smoke_test.cases.is_empty() {
+            bad("smokeTest.cases", "at least one case is needed: nothing reaches the alias untested".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, case) in self.smoke_test.cases.iter().enumerate() {
+            if case.name.trim().is_empty() {
+                bad(&format!("smokeTest.cases[{i}].name"), "must not be empty".into());
+            } else if !names.insert(case.name.as_str()) {
+                bad(&format!("smokeTest.cases[{i}].name"), format!("{:?} is used twice", case.name));
+            }
+            if !(case.tolerance.is_finite() && case.tolerance >= 0.0) {
+                bad(&format!("smokeTest.cases[{i}].tolerance"), "must be a number >= 0".into());
+            }
+            if case.payload.to_string().len() > 256 * 1024 {
+                bad(&format!("smokeTest.cases[{i}].payload"), "is larger than 256 KB".into());
+            }
+        }
+        if self.smoke_test.latency_budget_ms == Some(0) {
+            bad("smokeTest.latencyBudgetMs", "must be more than 0".into());
+        }
+        if !(10..=3600).contains(&self.ready_timeout_seconds) {
+            bad("readyTimeoutSeconds", format!("{} is outside 10-3600 s", self.ready_timeout_seconds));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DeployError::invalid(format!(
+                "target spec for {} has {} problem(s):\n- {}",
+                self.function,
+                problems.len(),
+                problems.join("\n- ")
+            )))
+        }
+    }
+
+    /// Whether a pushed tag is one this target deploys. The pattern was validated at parse time.
+    pub fn allows_tag(&self, tag: &str) -> bool {
+        regex_lite::Regex::new(&self.tag_pattern).is_ok_and(|re| re.is_match(tag))
+    }
+
+    /// The log group the function writes to.
+    pub fn log_group(&self) -> String {
+        self.configuration.logging.log_group.clone().unwrap_or_else(|| format!("/aws/lambda/{}", self.function))
+    }
+}
+
+/// Secrets belong in Secrets Manager or SSM: a value under a secret-sounding name that is not an ARN
+/// or a parameter path is refused.
+fn looks_like_secret(key: &str, value: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    let secret_name = ["SECRET", "PASSWORD", "TOKEN", "PRIVATE_KEY", "API_KEY"].iter().any(|s| k.contains(s));
+    let reference = value.starts_with("arn:") || value.starts_with('/') || value.is_empty();
+    secret_name && !reference
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn valid() -> Value {
+        json!({
+            "function": "ml-inference",
+            "repository": "ml-inference",
+            "tagPattern": "^sha-[0-9a-f]{7,40}$",
+            "configuration": {"role": "arn:aws:iam::123456789012:role/ml", "memoryMb": 512, "timeoutSeconds": 10,
+                              "environment": {"MODEL_NAME": "bc"}},
+            "smokeTest": {"latencyBudgetMs": 800, "cases": [{"name": "golden", "payload": {"x": 1}, "expect": {"y": 2}}]}
+        })
+    }
+
+    fn problems(doc: Value) -> String {
+        parse(&doc.to_string()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_spec_gets_its_defaults() {
+        let spec = parse(&valid().to_string()).unwrap();
+        assert_eq!(spec.alias.as_str(), "live");
+        assert_eq!(spec.strategy, Strategy::AllAtOnce);
+        assert_eq!(spec.configuration.architecture, Architecture::X86_64);
+        assert_eq!(spec.configuration.logging.format, LogFormat::Json);
+        assert_eq!(spec.configuration.ephemeral_storage_mb, 512);
+        assert_eq!(spec.ready_timeout_seconds, 300);
+        assert!(spec.allows_tag("sha-0123abc"));
+        assert!(!spec.allows_tag("latest"));
+        assert_eq!(spec.log_group(), "/aws/lambda/ml-inference");
+    }
+
+    #[test]
+    fn each_bad_field_is_named_with_what_is_wrong() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("unknown field", json!({"configuration": {"memoryMB": 1}}), "configuration.memoryMB: unknown field `memoryMB`"),
+            ("bad function", json!({"function": "has space"}), "function: function name \"has space\" is not valid"),
+            ("bad pattern", json!({"tagPattern": "(unclosed"}), "tagPattern: not a valid regular expression"),
+            ("memory", json!({"configuration": {"memoryMb": 64}}), "configuration.memoryMb: 64 is outside"),
+            ("timeout", json!({"configuration": {"timeoutSeconds": 901}}), "configuration.timeoutSeconds: 901"),
+            ("role", json!({"configuration": {"role": "ml-role"}}), "configuration.role: \"ml-role\" is not an IAM role ARN"),
+            ("reserved env", json!({"configuration": {"environment": {"AWS_REGION": "x"}}}), "AWS_REGION: is reserved"),
+            ("secret env", json!({"configuration": {"environment": {"DB_PASSWORD": "hunter2"}}}), "looks like a secret"),
+            ("levels on text", json!({"configuration": {"logging": {"format": "Text", "applicationLevel": "INFO"}}}), "log levels need format JSON"),
+            ("no cases", json!({"smokeTest": {"cases": []}}), "smokeTest.cases: at least one case"),
+            ("dup case", json!({"smokeTest": {"cases": [{"name": "a", "payload": 1}, {"name": "a", "payload": 2}]}}), "\"a\" is used twice"),
+            ("strategy", json!({"strategy": {"type": "blue-green"}}), "strategy.type: unknown variant `blue-green`"),
+            ("architecture", json!({"configuration": {"architecture": "x86"}}), "configuration.architecture: unknown variant `x86`"),
+        ];
+        for (what, patch, want) in cases {
+            let mut doc = valid();
+            merge(&mut doc, patch);
+            let got = problems(doc);
+            assert!(got.contains(want), "{what}: {got}");
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let mut doc = valid();
+        merge(&mut doc, json!({"configuration": {"memoryMb": 1, "timeoutSeconds": 0}, "readyTimeoutSeconds": 1}));
+        let got = problems(doc);
+        assert!(got.contains("has 3 problem(s)"), "{got}");
+    }
+
+    #[test]
+    fn secret_references_are_allowed() {
+        let mut doc = valid();
+        merge(&mut doc, json!({"configuration": {"environment": {"DB_PASSWORD": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"}}}));
+        assert!(parse(&doc.to_string()).is_ok());
+    }
+
+    fn merge(doc: &mut Value, patch: Value) {
+        match (doc, patch) {
+            (Value::Object(d), Value::Object(p)) => {
+                for (k, v) in p {
+                    merge(d.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (d, p) => *d = p,
+        }
+    }
+}

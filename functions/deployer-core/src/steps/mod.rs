@@ -1,0 +1,39 @@
+//! One async function per Task state. Each reads what it needs through the ports, decides with
+//! [`crate::decisions`], acts, and logs one INFO line with the outcome.
+
+mod check_ready;
+mod prepare;
+mod publish;
+mod rollback;
+mod shift;
+mod smoke;
+mod trigger;
+mod update;
+
+pub use check_ready::check_ready;
+pub use prepare::prepare;
+pub use publish::publish_version;
+pub use rollback::rollback;
+pub use shift::shift_alias;
+pub use smoke::{run_cases, smoke_test, SmokeRun};
+pub use trigger::{trigger, Ignored, Started, TriggerReport};
+pub use update::update_function;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::DeployError;
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Read a step's input; a malformed one is an InvalidInput that names the field.
+pub fn input<T: DeserializeOwned>(step: &str, raw: Value) -> Result<T, DeployError> {
+    serde_path_to_error::deserialize(raw)
+        .map_err(|e| DeployError::invalid(format!("{step} input: {}: {}", e.path(), e.inner())))
+}

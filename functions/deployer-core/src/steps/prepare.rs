@@ -1,0 +1,89 @@
+use serde_json::Value;
+
+use crate::decisions::{code_matches, config_drift};
+use crate::ids::Version;
+use crate::plan::{ExecutionInput, Plan};
+use crate::ports::{FunctionApi, ImageRegistry, TargetStore};
+use crate::steps::input;
+use crate::DeployError;
+
+const INDEX_TYPES: &[&str] =
+    &["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+
+/// Check the request against the target and the image, and read where the function stands.
+pub async fn prepare(
+    store: &impl TargetStore,
+    registry: &impl ImageRegistry,
+    lambda: &impl FunctionApi,
+    raw: Value,
+) -> Result<Plan, DeployError> {
+    let request = match input::<ExecutionInput>("execution", raw)? {
+        ExecutionInput::Deploy(r) => r,
+        ExecutionInput::Rollback(_) => {
+            return Err(DeployError::invalid("a rollback request reached Prepare; the state machine routes it"))
+        }
+    };
+    let target = store.get(&request.target).await?.ok_or_else(|| {
+        DeployError::invalid(format!(
+            "no deployment target named {}; register it with `deployctl target apply <spec.json>`",
+            request.target
+        ))
+    })?;
+    if target.repository != request.repository {
+        return Err(DeployError::invalid(format!(
+            "target {} deploys images from repository {}, not {}",
+            target.function, target.repository, request.repository
+        )));
+    }
+    if !target.allows_tag(&request.image_tag) {
+        return Err(DeployError::invalid(format!(
+            "tag {:?} is not allowed for {}: it must match {:?}",
+            request.image_tag, target.function, target.tag_pattern
+        )));
+    }
+    let image = registry.describe_image(&request.repository, &request.image_digest).await?.ok_or_else(|| {
+        DeployError::invalid(format!("image {} is not in repository {}", request.image_digest, request.repository))
+    })?;
+    if image.manifest_media_type.as_deref().is_some_and(|m| INDEX_TYPES.contains(&m)) {
+        return Err(DeployError::invalid(format!(
+            "image {} is a multi-architecture index; Lambda runs a single-architecture image: push the {} image \
+             and deploy its digest",
+            request.image_digest,
+            target.configuration.architecture.as_str()
+        )));
+    }
+    let image_uri = format!("{}@{}", image.repository_uri, request.image_digest);
+    let current = lambda.get_function(&target.function, None).await?;
+    let alias = match &current {
+        Some(_) => lambda.get_alias(&target.function, &target.alias).await?,
+        None => None,
+    };
+    let previous_version = alias.as_ref().and_then(|a| Version::parse(&a.version).ok());
+    let mut already_live = false;
+    if let (Some(a), Some(v)) = (&alias, &previous_version) {
+        if a.additional.is_none() {
+            if let Some(serving) = lambda.get_function(&target.function, Some(v.as_str())).await? {
+                already_live = code_matches(&serving, &request.image_digest, target.configuration.architecture.as_str())
+                    && config_drift(&target.configuration, &serving, &target.log_group()).is_empty();
+            }
+        }
+    }
+    tracing::info!(
+        function = %target.function,
+        digest = %request.image_digest,
+        tag = %request.image_tag,
+        previous = ?previous_version.as_ref().map(Version::as_str),
+        exists = current.is_some(),
+        already_live,
+        "deployment prepared"
+    );
+    Ok(Plan {
+        image_uri,
+        image_digest: request.image_digest,
+        image_tag: request.image_tag,
+        function_exists: current.is_some(),
+        previous_version,
+        already_live,
+        target,
+    })
+}

@@ -1,0 +1,149 @@
+use crate::decisions::rollback_target;
+use crate::ids::{AliasName, FunctionName, Version};
+use crate::plan::{RollbackInput, RollbackRequest, RolledBack};
+use crate::ports::{FunctionApi, LambdaState, TargetStore};
+use crate::spec::TargetSpec;
+use crate::steps::run_cases;
+use crate::DeployError;
+
+/// Put the alias where it must be after a failure (automatic), or where an operator asks (manual), then
+/// prove it with the target's smoke tests through the alias.
+pub async fn rollback(
+    lambda: &impl FunctionApi,
+    store: &impl TargetStore,
+    input: RollbackInput,
+) -> Result<RolledBack, DeployError> {
+    match input {
+        RollbackInput::Automatic { plan, error } => {
+            let t = &plan.target;
+            let what_failed = format!("{} failed: {}", error.error, error.message());
+            let Some(previous) = plan.previous_version.clone() else {
+                let cause = format!(
+                    "{what_failed}. No version was being served before this deployment (alias {} did not exist), \
+                     so no traffic was affected; $LATEST keeps the failed image for inspection.",
+                    t.alias
+                );
+                tracing::warn!(function = %t.function, %cause, "nothing to roll back");
+                return Ok(RolledBack {
+                    function: t.function.clone(),
+                    alias: t.alias.to_string(),
+                    from_version: None,
+                    to_version: None,
+                    verified_cases: 0,
+                    cause,
+                });
+            };
+            let (from, moved) = put_alias(lambda, &t.function, &t.alias, &previous, "automatic rollback").await?;
+            let verified = verify(lambda, t, &previous).await?;
+            let where_now = if moved {
+                format!("alias {} was moved back from version {} to version {previous}", t.alias, from.as_deref().unwrap_or("?"))
+            } else {
+                format!("alias {} stayed on version {previous}, which it served before", t.alias)
+            };
+            let cause = format!("{what_failed}. Rolled back: {where_now}; {verified} smoke case(s) pass through the alias.");
+            tracing::warn!(function = %t.function, %cause, "rolled back");
+            Ok(RolledBack {
+                function: t.function.clone(),
+                alias: t.alias.to_string(),
+                from_version: from.and_then(|v| Version::parse(&v).ok()),
+                to_version: Some(previous),
+                verified_cases: verified,
+                cause,
+            })
+        }
+        RollbackInput::Manual { request } => manual(lambda, store, request).await,
+    }
+}
+
+async fn manual(
+    lambda: &impl FunctionApi,
+    store: &impl TargetStore,
+    request: RollbackRequest,
+) -> Result<RolledBack, DeployError> {
+    let function = &request.function;
+    let t = store.get(function).await?.ok_or_else(|| {
+        DeployError::invalid(format!("no deployment target named {function}: the deployer does not manage it"))
+    })?;
+    if lambda.get_function(function, None).await?.is_none() {
+        return Err(DeployError::NotFound { what: "function", message: format!("{function} does not exist") });
+    }
+    let alias = lambda.get_alias(function, &t.alias).await?.ok_or_else(|| {
+        DeployError::invalid(format!("{function} has no alias {}: nothing is deployed, nothing to roll back", t.alias))
+    })?;
+    let target = rollback_target(function, &t.alias, request.to_version.as_ref(), &alias)?;
+    let version = lambda.get_function(function, Some(target.as_str())).await?.ok_or_else(|| DeployError::NotFound {
+        what: "version",
+        message: format!("version {target} of {function} does not exist; list versions with `aws lambda list-versions-by-function`"),
+    })?;
+    if version.state == LambdaState::Failed {
+        return Err(DeployError::invalid(format!(
+            "version {target} of {function} is in state Failed ({}); choose another version",
+            version.state_reason.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    let why = request.reason.as_deref().unwrap_or("operator request");
+    let (from, moved) = put_alias(lambda, function, &t.alias, &target, why).await?;
+    let verified = verify(lambda, &t, &target).await?;
+    let cause = if moved {
+        format!(
+            "alias {} of {function} moved from version {} to version {target} ({why}); {verified} smoke case(s) pass",
+            t.alias,
+            from.as_deref().unwrap_or("?")
+        )
+    } else {
+        format!("alias {} of {function} was already on version {target}; {verified} smoke case(s) pass", t.alias)
+    };
+    tracing::info!(function = %function, %cause, "manual rollback done");
+    Ok(RolledBack {
+        function: function.clone(),
+        alias: t.alias.to_string(),
+        from_version: from.and_then(|v| Version::parse(&v).ok()),
+        to_version: Some(target),
+        verified_cases: verified,
+        cause,
+    })
+}
+
+/// Point the alias at `version` (single version, no weights). Returns (where it was, whether it moved).
+async fn put_alias(
+    lambda: &impl FunctionApi,
+    function: &FunctionName,
+    alias: &AliasName,
+    version: &Version,
+    why: &str,
+) -> Result<(Option<String>, bool), DeployError> {
+    let description = format!("deployer previous=none rolled-back-to={version} reason={}", clip(why, 120));
+    match lambda.get_alias(function, alias).await? {
+        Some(a) if a.version == version.as_str() && a.additional.is_none() => Ok((Some(a.version), false)),
+        Some(a) => {
+            lambda.update_alias(function, alias, version, &description, &a.revision_id).await?;
+            Ok((Some(a.version), true))
+        }
+        None => {
+            lambda.create_alias(function, alias, version, &description).await?;
+            Ok((None, true))
+        }
+    }
+}
+
+async fn verify(lambda: &impl FunctionApi, t: &TargetSpec, version: &Version) -> Result<usize, DeployError> {
+    let run = run_cases(lambda, &t.function, t.alias.as_str(), &t.smoke_test).await?;
+    if !run.failures.is_empty() {
+        return Err(DeployError::RollbackFailed {
+            function: t.function.to_string(),
+            message: format!(
+                "alias {} is on version {version}, but that version fails its smoke test: {}",
+                t.alias,
+                run.failures.join("; ")
+            ),
+        });
+    }
+    Ok(run.cases.len())
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,41 @@
+use crate::decisions::alias_description;
+use crate::ids::Version;
+use crate::plan::{Deployed, ShiftInput};
+use crate::ports::FunctionApi;
+use crate::DeployError;
+
+/// Point the alias at the new version, all at once, guarded by the alias's RevisionId. An alias already
+/// there is left alone (a re-run moves nothing twice).
+pub async fn shift_alias(lambda: &impl FunctionApi, input: ShiftInput) -> Result<Deployed, DeployError> {
+    let plan = &input.plan;
+    let t = &plan.target;
+    let version = &input.published.version;
+    let current = lambda.get_alias(&t.function, &t.alias).await?;
+    let (moved, previous) = match &current {
+        None => {
+            let description = alias_description(None, &plan.image_digest, &input.execution);
+            lambda.create_alias(&t.function, &t.alias, version, &description).await?;
+            (true, None)
+        }
+        Some(a) if a.version == version.as_str() && a.additional.is_none() => (false, plan.previous_version.clone()),
+        Some(a) => {
+            let previous = Version::parse(&a.version).ok();
+            let description = alias_description(previous.as_ref(), &plan.image_digest, &input.execution);
+            lambda.update_alias(&t.function, &t.alias, version, &description, &a.revision_id).await?;
+            (true, previous)
+        }
+    };
+    tracing::info!(
+        function = %t.function, alias = %t.alias, version = %version,
+        previous = ?previous.as_ref().map(Version::as_str), moved, "alias shifted"
+    );
+    Ok(Deployed {
+        function: t.function.clone(),
+        alias: t.alias.to_string(),
+        version: version.clone(),
+        previous_version: previous,
+        image_digest: plan.image_digest.clone(),
+        image_tag: plan.image_tag.clone(),
+        moved,
+    })
+}

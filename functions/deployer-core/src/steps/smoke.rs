@@ -1,0 +1,73 @@
+use crate::decisions::judge_case;
+use crate::ids::FunctionName;
+use crate::plan::{CaseResult, PlanInput, SmokeOutput};
+use crate::ports::FunctionApi;
+use crate::spec::SmokeTest;
+use crate::DeployError;
+
+/// The outcome of running a target's smoke cases against one qualifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeRun {
+    pub warmup_ms: u64,
+    pub cases: Vec<CaseResult>,
+    pub failures: Vec<String>,
+}
+
+/// One warm-up invocation (judged for correctness only: it pays the cold start), then every case,
+/// each judged for its answer and its latency.
+pub async fn run_cases(
+    lambda: &impl FunctionApi,
+    function: &FunctionName,
+    qualifier: &str,
+    smoke: &SmokeTest,
+) -> Result<SmokeRun, DeployError> {
+    let mut failures = Vec::new();
+    let mut warmup_ms = 0;
+    if let Some(first) = smoke.cases.first() {
+        let body = serde_json::to_vec(&first.payload).unwrap_or_default();
+        let got = lambda.invoke(function, qualifier, &body).await?;
+        warmup_ms = got.latency_ms;
+        failures.extend(judge_case(first, &got, None).into_iter().map(|f| format!("warm-up {f}")));
+    }
+    let mut cases = Vec::new();
+    if failures.is_empty() {
+        for case in &smoke.cases {
+            let body = serde_json::to_vec(&case.payload).unwrap_or_default();
+            let got = lambda.invoke(function, qualifier, &body).await?;
+            failures.extend(judge_case(case, &got, smoke.latency_budget_ms));
+            cases.push(CaseResult { name: case.name.clone(), latency_ms: got.latency_ms });
+        }
+    }
+    Ok(SmokeRun { warmup_ms, cases, failures })
+}
+
+/// Smoke-test the candidate ($LATEST), and report exactly which revision passed.
+pub async fn smoke_test(lambda: &impl FunctionApi, input: PlanInput) -> Result<SmokeOutput, DeployError> {
+    let plan = &input.plan;
+    let t = &plan.target;
+    let missing = || DeployError::NotFound { what: "function", message: t.function.to_string() };
+    let before = lambda.get_function(&t.function, None).await?.ok_or_else(missing)?;
+    if before.code_sha256 != plan.image_digest.hex() {
+        return Err(DeployError::PreconditionFailed {
+            resource: t.function.to_string(),
+            message: format!("$LATEST runs {} instead of the image under test {}", before.code_sha256, plan.image_digest),
+        });
+    }
+    let run = run_cases(lambda, &t.function, "$LATEST", &t.smoke_test).await?;
+    if !run.failures.is_empty() {
+        tracing::warn!(function = %t.function, failures = ?run.failures, "smoke test failed");
+        return Err(DeployError::SmokeTestFailed {
+            function: t.function.to_string(),
+            report: format!("{} problem(s): {}", run.failures.len(), run.failures.join("; ")),
+        });
+    }
+    let after = lambda.get_function(&t.function, None).await?.ok_or_else(missing)?;
+    if after.revision_id != before.revision_id {
+        return Err(DeployError::PreconditionFailed {
+            resource: t.function.to_string(),
+            message: "the function changed while it was being smoke-tested".into(),
+        });
+    }
+    tracing::info!(function = %t.function, cases = run.cases.len(), warmup_ms = run.warmup_ms, "smoke test passed");
+    Ok(SmokeOutput { revision_id: before.revision_id, code_sha256: before.code_sha256, warmup_ms: run.warmup_ms, cases: run.cases })
+}
