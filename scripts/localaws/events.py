@@ -96,7 +96,11 @@ def _target_input(target: dict, event: dict) -> str:
 
 def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> None:
     arn = target["Arn"]
-    for attempt in range(1, DELIVERY_ATTEMPTS + 1):
+    attempts = DELIVERY_ATTEMPTS
+    policy = target.get("RetryPolicy") or {}
+    if isinstance(policy.get("MaximumRetryAttempts"), int):
+        attempts = min(DELIVERY_ATTEMPTS, policy["MaximumRetryAttempts"] + 1)
+    for attempt in range(1, attempts + 1):
         try:
             if _service(arn) == "states":
                 _start_execution(rule, arn, payload, endpoint_url)

@@ -16,6 +16,7 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -466,9 +467,10 @@ class LambdaService:
                 {"CodeSha256": resolved.digest.split(":", 1)[1], "CodeSize": size},
             )
         if code.get("S3Bucket"):
-            raise ApiError(
-                "InvalidParameterValueException",
-                "Local AWS takes Zip code inline (ZipFile); S3Bucket/S3Key are not served here.",
+            data = self._s3_object(account, code["S3Bucket"], code.get("S3Key", ""))
+            return (
+                {"PackageType": "Zip", "zip": data},
+                {"CodeSha256": CodeStore.zip_sha256(data), "CodeSize": len(data)},
             )
         if not code.get("ZipFile"):
             raise ApiError(
@@ -486,6 +488,35 @@ class LambdaService:
                 413,
             )
         return ({"PackageType": "Zip", "zip": data}, {"CodeSha256": CodeStore.zip_sha256(data), "CodeSize": len(data)})
+
+    @staticmethod
+    def _s3_object(account: str, bucket: str, key: str) -> bytes:
+        from moto.s3.models import s3_backends
+
+        try:
+            obj = s3_backends[account]["aws"].get_object(bucket, key)
+        except Exception:
+            obj = None
+        if obj is None:
+            raise ApiError(
+                "InvalidParameterValueException",
+                f"Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: s3://{bucket}/{key} "
+                "does not exist.",
+            )
+        return obj.value
+
+    def wait_settled(self, account: str, region: str, name: str, limit: float = 60.0) -> None:
+        """Block until the function's update is over (for CloudFormation, which waits as AWS's does)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with self.lock:
+                fn = self.functions.get((account, region, name))
+                if fn is None:
+                    return
+                cfg = fn.latest.config
+                if cfg.get("State") != "Pending" and cfg.get("LastUpdateStatus") != "InProgress":
+                    return
+            time.sleep(0.05)
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -725,6 +756,17 @@ class LambdaService:
             if fn.reserved is not None:
                 out["Concurrency"] = {"ReservedConcurrentExecutions": fn.reserved}
             return 200, out
+
+    def code_of(self, account: str, region: str, name: str, label: str) -> bytes | None:
+        """A Zip function's package, for GetFunction's Code.Location."""
+        with self.lock:
+            fn = self.functions.get((account, region, name))
+            if fn is None:
+                return None
+            snap = fn.latest if label == "$LATEST" else fn.versions.get(label)
+            if snap is None or snap.code.get("PackageType") != "Zip":
+                return None
+            return snap.code["zip"]
 
     def _render_public(self, fn, snap, label):
         out = self._render(fn, snap, label)
@@ -1093,11 +1135,20 @@ class LambdaService:
             extra["X-Amz-Log-Result"] = base64.b64encode(tail.encode()[-4096:]).decode()
         return 200, outcome.payload, extra
 
+    ASYNC_RETRY_DELAYS = (1.0, 2.0)  # Lambda retries a failed asynchronous invocation twice (after 1 and 2 min)
+
     def _invoke_quietly(self, fn, qual, body):
-        try:
-            self.invoke(fn, qual, body)
-        except ApiError:
-            pass
+        """An asynchronous invocation: function errors and throttles are retried twice, as Lambda does."""
+        for delay in (*self.ASYNC_RETRY_DELAYS, None):
+            try:
+                outcome, _, _ = self.invoke(fn, qual, body)
+                if outcome.function_error is None:
+                    return
+            except ApiError as e:
+                if e.code != "TooManyRequestsException":
+                    return
+            if delay is not None:
+                time.sleep(delay)
 
     def invoke_event(self, account: str, region: str, function_arn: str, payload: bytes) -> None:
         """An asynchronous invocation from another service (EventBridge). Raises ApiError if it cannot be queued."""
@@ -1142,6 +1193,13 @@ class LambdaService:
         with self.lock:
             snap, version, alias = self._choose(fn, qual)
             state = snap.config.get("State")
+            if state == "Pending":
+                raise ApiError(
+                    "ResourceConflictException",
+                    "The operation cannot be performed at this time. The function is currently in the following "
+                    "state: Pending",
+                    409,
+                )
             if state == "Failed":
                 raise ApiError(
                     "ResourceConflictException",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from . import cbor, events, protocol, telemetry
+from . import cbor, cloudformation, events, protocol, telemetry
 from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
@@ -42,6 +42,12 @@ STATUS_TEXT = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def camel_to_snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _read_body(environ) -> bytes:
@@ -146,6 +152,12 @@ class LocalAws:
         env["CONTENT_TYPE"] = "application/x-amz-json-1.0"
         env["HTTP_X_AMZ_TARGET"] = f"GraniteServiceVersion20100801.{call.operation}"
         env.pop("HTTP_SMITHY_PROTOCOL", None)
+        from moto.cloudwatch.responses import CloudWatchResponse
+
+        if not hasattr(CloudWatchResponse, camel_to_snake(call.operation or "")):
+            return protocol.error_response(
+                call, "UnknownOperationException", f"local AWS's CloudWatch has no operation {call.operation}", 400
+            )
         status, _, data = self._call_moto(env, json_body)
         out = cbor.response_to_cbor(status, data)
         return status, [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")], out
@@ -206,12 +218,23 @@ class LocalAws:
                 except (ValueError, FaultError) as e:
                     return reply(400, {"error": str(e)})
                 return reply(201, {"faults": added})
+        if path.startswith("/_local/lambda-code/") and method == "GET":
+            from moto.core import DEFAULT_ACCOUNT_ID
+
+            parts = path.split("/")
+            if len(parts) == 5:
+                data = self.lambda_service.code_of(DEFAULT_ACCOUNT_ID, "us-east-1", parts[3], parts[4])
+                if data is not None:
+                    return 200, [("Content-Type", "application/zip")], data
+            return reply(404, {"error": f"no zip package at {path}"})
         if path == "/_local/config" and method == "POST":
             try:
                 spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError("the body must be a JSON object")
                 delay = spec.get("lambdaUpdateDelaySeconds")
                 if delay is not None:
-                    if not isinstance(delay, (int, float)) or not 0 <= delay <= 60:
+                    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 60:
                         raise ValueError("lambdaUpdateDelaySeconds must be a number from 0 to 60")
                     self.lambda_service.update_delay = float(delay)
             except (ValueError, AttributeError) as e:
@@ -238,6 +261,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     install_ecr_hooks()
     telemetry.install_exact_dimension_match()
     events.install(lambda_service, endpoint)
+    cloudformation.install(lambda_service)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())
     server = make_server("127.0.0.1", port, app, threaded=True)
 
