@@ -40,6 +40,7 @@ zips="$target_dir/lambda-zips/$profile"
 mkdir -p "$zips"
 bucket="$stack-artifacts"
 aws s3api head-bucket --bucket "$bucket" 2>/dev/null || aws s3api create-bucket --bucket "$bucket" >/dev/null
+code_keys=()
 for b in "${binaries[@]}"; do
   python - "$target_dir/$profile/$b" "$zips/$b.zip" <<'PY'
 import sys, zipfile
@@ -49,14 +50,17 @@ info.external_attr = 0o100755 << 16
 with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z, open(src, "rb") as f:
     z.writestr(info, f.read())
 PY
-  aws s3 cp --quiet "$zips/$b.zip" "s3://$bucket/$b.zip"
+  # A key per content: a changed binary changes the template, so an update replaces the code.
+  key="$b-$(sha256sum "$zips/$b.zip" | cut -c1-12).zip"
+  aws s3 cp --quiet "$zips/$b.zip" "s3://$bucket/$key"
+  code_keys+=(--code-key "$b=$key")
 done
 
 say "translating template.yaml (aws-sam-translator)"
 out="$target_dir/local-stack"
 mkdir -p "$out"
 params=(--param "AllowedRepositories=$repositories")
-(cd scripts && python -m localaws.sam --template "$ROOT/template.yaml" --bucket "$bucket" "${params[@]}") > "$out/$stack.json"
+(cd scripts && python -m localaws.sam --template "$ROOT/template.yaml" --bucket "$bucket" "${params[@]}" "${code_keys[@]}") > "$out/$stack.json"
 
 cfn_params=("ParameterKey=AllowedRepositories,ParameterValue=\"$repositories\"")
 if aws cloudformation describe-stacks --stack-name "$stack" >/dev/null 2>&1; then

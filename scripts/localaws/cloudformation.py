@@ -37,7 +37,12 @@ _PASS = (
 )
 
 
-class FunctionResource:
+class _Resource:
+    def is_created(self) -> bool:
+        return True
+
+
+class FunctionResource(_Resource):
     """What the stack holds for a function created through local AWS's Lambda."""
 
     def __init__(self, service: LambdaService, account: str, region: str, name: str):
@@ -69,7 +74,7 @@ class FunctionResource:
             pass
 
 
-class PermissionResource:
+class PermissionResource(_Resource):
     def __init__(self, sid: str):
         self.sid = sid
 

@@ -41,7 +41,7 @@ class Fault:
     operation: str
     error: str
     count: int
-    match: str | None = None
+    match: list[str] | None = None
     status: int | None = None
     message: str | None = None
     delay_seconds: float = 30.0
@@ -64,6 +64,16 @@ class Fault:
 
 class FaultError(ValueError):
     pass
+
+
+def _match_list(value) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise FaultError(f"match must be a string or a list of strings, got {value!r}")
 
 
 @dataclass
@@ -97,7 +107,7 @@ class FaultRegistry:
                 operation=spec["operation"],
                 error=spec["error"],
                 count=count,
-                match=spec.get("match"),
+                match=_match_list(spec.get("match")),
                 status=status,
                 message=spec.get("message"),
                 delay_seconds=float(delay),
@@ -126,7 +136,7 @@ class FaultRegistry:
                     continue
                 if service is not None and fault.service != service:
                     continue
-                if fault.match and fault.match not in haystack:
+                if fault.match and not all(m in haystack for m in fault.match):
                     continue
                 fault.count -= 1
                 fault.fired += 1

@@ -73,9 +73,7 @@ class LocalAws:
             status, headers, body = self.handle(environ)
         except Exception as e:  # a bug of ours: answer as AWS's 500, keep serving
             log.exception("local AWS failed on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            call = protocol.Call(
-                None, None, "us-east-1", "cbor" if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor" else "json"
-            )
+            call = environ.get("localaws.call") or protocol.Call(None, None, "us-east-1", "json")
             status, headers, body = protocol.error_response(call, "ServiceException", f"local AWS error: {e}", 500)
         if status is None:  # passed through to moto
             return headers
@@ -96,6 +94,7 @@ class LocalAws:
 
         body = _read_body(environ)
         call = protocol.identify(environ, body)
+        environ["localaws.call"] = call
         route = None
         if LambdaService.is_lambda_path(path) and call.service in (None, "lambda"):
             call.service, call.protocol = "lambda", "rest-json"

@@ -31,10 +31,5 @@ pub async fn list() -> Vec<Value> {
 
 /// How many times the fault with this id has fired.
 pub async fn fired(id: u64) -> u64 {
-    list()
-        .await
-        .iter()
-        .find(|f| f["id"].as_u64() == Some(id))
-        .and_then(|f| f["fired"].as_u64())
-        .unwrap_or(0)
+    list().await.iter().find(|f| f["id"].as_u64() == Some(id)).and_then(|f| f["fired"].as_u64()).unwrap_or(0)
 }

@@ -6,16 +6,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
 }
 
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -53,16 +48,12 @@ pub fn zip() -> Vec<u8> {
 /// Build the fixture image (its `FIXTURE_VARIANT` set to `variant`) and push it to local ECR as
 /// `repo:tag`. Returns the pushed manifest digest.
 pub fn push_image(repo: &str, tag: &str, variant: &str) -> String {
-    push_image_from(
-        repo,
-        tag,
-        variant,
-        &workspace_root().join("tests/fixture-fn/Dockerfile"),
-    )
+    push_image_with(repo, tag, &[("VARIANT", variant)])
 }
 
-/// As [`push_image`], from another Dockerfile (the context holds the fixture binary as `fixture-fn`).
-pub fn push_image_from(repo: &str, tag: &str, variant: &str, dockerfile: &Path) -> String {
+/// As [`push_image`], with any of the Dockerfile's build arguments (VARIANT, BROKEN, INIT).
+pub fn push_image_with(repo: &str, tag: &str, args: &[(&str, &str)]) -> String {
+    let dockerfile = workspace_root().join("tests/fixture-fn/Dockerfile");
     let context = target_dir().join("fixture-context");
     std::fs::create_dir_all(&context).expect("context dir");
     // Copy, then rename over: builds running in parallel each read a whole file.
@@ -71,25 +62,15 @@ pub fn push_image_from(repo: &str, tag: &str, variant: &str, dockerfile: &Path) 
     std::fs::rename(&tmp, context.join("fixture-fn")).expect("place fixture");
     let out = Command::new(workspace_root().join("scripts/build-image"))
         .arg("--file")
-        .arg(dockerfile)
+        .arg(&dockerfile)
         .arg("--context")
         .arg(&context)
         .args(["--name", &format!("{repo}:{tag}")])
-        .args(["--build-arg", &format!("VARIANT={variant}")])
-        .args([
-            "--push",
-            &format!("{}/{repo}:{tag}", crate::sdk::registry()),
-        ])
+        .args(args.iter().flat_map(|(k, v)| ["--build-arg".to_string(), format!("{k}={v}")]))
+        .args(["--push", &format!("{}/{repo}:{tag}", crate::sdk::registry())])
         .arg("--insecure")
         .output()
         .expect("scripts/build-image runs");
-    assert!(
-        out.status.success(),
-        "scripts/build-image failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8 digest")
-        .trim()
-        .to_string()
+    assert!(out.status.success(), "scripts/build-image failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 digest").trim().to_string()
 }

@@ -7,12 +7,14 @@
 //!   container image pushed to local ECR with `scripts/build-image` (the same script CI and the demo use).
 //! - [`faults`]: local AWS's fault injection endpoint.
 //! - [`wait`]: polling helpers for the asynchronous parts of AWS (function updates, executions).
+//! - [`stack`]: the deployer stack itself, deployed to local AWS from template.yaml.
 //!
 //! Tests need local AWS running: `scripts/test.sh` starts it; alone, run `scripts/local-aws start`.
 
 pub mod faults;
 pub mod fixture;
 pub mod sdk;
+pub mod stack;
 pub mod wait;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,9 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff)
 }

@@ -12,10 +12,7 @@ pub fn endpoint() -> String {
 
 /// Registry host:port of local ECR (the endpoint without its scheme).
 pub fn registry() -> String {
-    endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string()
+    endpoint().trim_start_matches("http://").trim_end_matches('/').to_string()
 }
 
 /// SDK config for local AWS. Panics with what to do when local AWS is not running.
@@ -31,13 +28,7 @@ pub async fn config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&endpoint)
         .region(Region::new(REGION))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "local-aws",
-        ))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "local-aws"))
         .retry_config(RetryConfig::disabled())
         .load()
         .await
@@ -45,24 +36,14 @@ pub async fn config() -> SdkConfig {
 
 /// The ECR image URI of `repo:tag` (or `repo@digest`) in local AWS's account and region.
 pub fn image_uri(repo: &str, reference: &str) -> String {
-    let sep = if reference.starts_with("sha256:") {
-        '@'
-    } else {
-        ':'
-    };
+    let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
     format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}{sep}{reference}")
 }
 
 /// An IAM role Lambda functions and state machines can use (created once per local AWS).
 pub async fn role(iam: &aws_sdk_iam::Client, name: &str) -> String {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","states.amazonaws.com","events.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#;
-    match iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust)
-        .send()
-        .await
-    {
+    match iam.create_role().role_name(name).assume_role_policy_document(trust).send().await {
         Ok(out) => out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
         Err(_) => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    AliasRoutingConfiguration, Environment, FunctionCode, LastUpdateStatus, LogFormat,
-    LoggingConfig, PackageType, Runtime, State,
+    AliasRoutingConfiguration, Environment, FunctionCode, LastUpdateStatus, LogFormat, LoggingConfig, PackageType,
+    Runtime, State,
 };
 use deployer_tests::sdk::{self, image_uri};
 use deployer_tests::{faults, fixture, unique, wait};
@@ -43,12 +43,7 @@ async fn aws() -> Aws {
 /// A repository with the fixture pushed as tag `a` (variant "a"); returns (repo, digest of a).
 async fn repo_with_image(aws: &Aws) -> (String, String) {
     let repo = unique("fixture");
-    aws.ecr
-        .create_repository()
-        .repository_name(&repo)
-        .send()
-        .await
-        .unwrap();
+    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
     let digest = fixture::push_image(&repo, "a", "a");
     (repo, digest)
 }
@@ -61,11 +56,7 @@ async fn image_function(aws: &Aws, repo: &str, tag: &str) -> String {
         .function_name(&name)
         .role(&aws.role)
         .package_type(PackageType::Image)
-        .code(
-            FunctionCode::builder()
-                .image_uri(image_uri(repo, tag))
-                .build(),
-        )
+        .code(FunctionCode::builder().image_uri(image_uri(repo, tag)).build())
         .timeout(5)
         .send()
         .await
@@ -101,8 +92,7 @@ async fn invoke(aws: &Aws, name: &str, qualifier: Option<&str>, event: Value) ->
         })
         .unwrap_or_default();
     Invoked {
-        payload: serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null"))
-            .unwrap(),
+        payload: serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap(),
         function_error: out.function_error().map(str::to_string),
         executed_version: out.executed_version().unwrap_or_default().to_string(),
         log,
@@ -151,26 +141,15 @@ async fn zip_function_runs_its_bootstrap_with_its_environment() {
         .role(&aws.role)
         .runtime(Runtime::Providedal2023)
         .handler("bootstrap")
-        .code(
-            FunctionCode::builder()
-                .zip_file(Blob::new(fixture::zip()))
-                .build(),
-        )
+        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
         .memory_size(256)
-        .environment(
-            Environment::builder()
-                .variables("FIXTURE_VARIANT", "from-env")
-                .build(),
-        )
+        .environment(Environment::builder().variables("FIXTURE_VARIANT", "from-env").build())
         .send()
         .await
         .unwrap();
     let cfg = wait::function_settled(&aws.lambda, &name).await;
     assert_eq!(cfg.state(), Some(&State::Active));
-    assert_eq!(
-        cfg.last_update_status(),
-        Some(&LastUpdateStatus::Successful)
-    );
+    assert_eq!(cfg.last_update_status(), Some(&LastUpdateStatus::Successful));
     // WHEN it is invoked
     let out = invoke(&aws, &name, None, json!({"echo": {"n": 42}})).await;
     // THEN its own code answered, with Lambda's context and the function's variables
@@ -182,11 +161,7 @@ async fn zip_function_runs_its_bootstrap_with_its_environment() {
     assert_eq!(out.payload["memorySize"], "256");
     assert_eq!(out.executed_version, "$LATEST");
     assert!(out.payload["deadlineMs"].as_u64().unwrap() > 0);
-    assert!(
-        out.log.contains("REPORT RequestId:"),
-        "tail log: {}",
-        out.log
-    );
+    assert!(out.log.contains("REPORT RequestId:"), "tail log: {}", out.log);
 }
 
 #[tokio::test]
@@ -194,43 +169,22 @@ async fn image_function_runs_the_image_entrypoint_pinned_to_its_digest() {
     let aws = aws().await;
     let (repo, digest) = repo_with_image(&aws).await;
     // The registry push is visible to ECR with the true manifest digest.
-    let images = aws
-        .ecr
-        .describe_images()
-        .repository_name(&repo)
-        .send()
-        .await
-        .unwrap();
+    let images = aws.ecr.describe_images().repository_name(&repo).send().await.unwrap();
     let detail = &images.image_details()[0];
     assert_eq!(detail.image_digest(), Some(digest.as_str()));
     assert_eq!(detail.image_tags(), ["a"]);
 
     let name = image_function(&aws, &repo, "a").await;
-    let got = aws
-        .lambda
-        .get_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let got = aws.lambda.get_function().function_name(&name).send().await.unwrap();
     let code_loc = got.code().unwrap();
     assert_eq!(code_loc.image_uri(), Some(image_uri(&repo, "a").as_str()));
-    assert_eq!(
-        code_loc.resolved_image_uri(),
-        Some(image_uri(&repo, &digest).as_str())
-    );
+    assert_eq!(code_loc.resolved_image_uri(), Some(image_uri(&repo, &digest).as_str()));
     let cfg = got.configuration().unwrap();
-    assert_eq!(
-        cfg.code_sha256(),
-        Some(digest.trim_start_matches("sha256:"))
-    );
+    assert_eq!(cfg.code_sha256(), Some(digest.trim_start_matches("sha256:")));
 
     let out = invoke(&aws, &name, None, json!({"echo": "hi"})).await;
     assert_eq!(out.function_error, None, "{}", out.payload);
-    assert_eq!(
-        out.payload["variant"], "a",
-        "the image's own ENV reaches the process"
-    );
+    assert_eq!(out.payload["variant"], "a", "the image's own ENV reaches the process");
 
     // Moving the tag does not change what the function runs: it is pinned to the digest.
     fixture::push_image(&repo, "a", "moved");
@@ -243,22 +197,10 @@ async fn handler_errors_timeouts_and_crashes_come_back_as_function_errors() {
     let aws = aws().await;
     let (repo, _) = repo_with_image(&aws).await;
     let name = image_function(&aws, &repo, "a").await;
-    aws.lambda
-        .update_function_configuration()
-        .function_name(&name)
-        .timeout(1)
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.update_function_configuration().function_name(&name).timeout(1).send().await.unwrap();
     wait::function_settled(&aws.lambda, &name).await;
 
-    let err = invoke(
-        &aws,
-        &name,
-        None,
-        json!({"fail": {"type": "SmokeTestFailed", "message": "bad output"}}),
-    )
-    .await;
+    let err = invoke(&aws, &name, None, json!({"fail": {"type": "SmokeTestFailed", "message": "bad output"}})).await;
     assert_eq!(err.function_error.as_deref(), Some("Unhandled"));
     assert_eq!(err.payload["errorType"], "SmokeTestFailed");
     assert_eq!(err.payload["errorMessage"], "bad output");
@@ -266,21 +208,11 @@ async fn handler_errors_timeouts_and_crashes_come_back_as_function_errors() {
     let slow = invoke(&aws, &name, None, json!({"sleepMs": 3000})).await;
     assert_eq!(slow.function_error.as_deref(), Some("Unhandled"));
     assert_eq!(slow.payload["errorType"], "Sandbox.Timedout");
-    assert!(slow.payload["errorMessage"]
-        .as_str()
-        .unwrap()
-        .contains("Task timed out after 1.00 seconds"));
+    assert!(slow.payload["errorMessage"].as_str().unwrap().contains("Task timed out after 1.00 seconds"));
 
     let crash = invoke(&aws, &name, None, json!({"exit": 7})).await;
     assert_eq!(crash.payload["errorType"], "Runtime.ExitError");
-    assert!(
-        crash.payload["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("exit status 7"),
-        "{}",
-        crash.payload
-    );
+    assert!(crash.payload["errorMessage"].as_str().unwrap().contains("exit status 7"), "{}", crash.payload);
 
     // A fresh sandbox serves the next invocation.
     let ok = invoke(&aws, &name, None, json!({"echo": 1})).await;
@@ -298,62 +230,25 @@ async fn updates_go_in_progress_then_successful_and_block_other_writes_meanwhile
     let digest_b = fixture::push_image(&repo, "b", "b");
     let name = image_function(&aws, &repo, "a").await;
 
-    let upd = aws
-        .lambda
-        .update_function_code()
-        .function_name(&name)
-        .image_uri(image_uri(&repo, "b"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        upd.last_update_status(),
-        Some(&LastUpdateStatus::InProgress)
-    );
-    assert_eq!(
-        upd.code_sha256(),
-        Some(digest_b.trim_start_matches("sha256:"))
-    );
+    let upd =
+        aws.lambda.update_function_code().function_name(&name).image_uri(image_uri(&repo, "b")).send().await.unwrap();
+    assert_eq!(upd.last_update_status(), Some(&LastUpdateStatus::InProgress));
+    assert_eq!(upd.code_sha256(), Some(digest_b.trim_start_matches("sha256:")));
 
     // While the update runs, other writes are refused as AWS does.
-    let again = aws
-        .lambda
-        .update_function_configuration()
-        .function_name(&name)
-        .timeout(9)
-        .send()
-        .await;
+    let again = aws.lambda.update_function_configuration().function_name(&name).timeout(9).send().await;
     let e = again.expect_err("update during update");
     assert_eq!(code(&e), "ResourceConflictException");
-    assert!(
-        e.message()
-            .unwrap_or("")
-            .contains("An update is in progress"),
-        "{e:?}"
-    );
-    let publish = aws
-        .lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await;
-    assert_eq!(
-        code(&publish.expect_err("publish during update")),
-        "ResourceConflictException"
-    );
+    assert!(e.message().unwrap_or("").contains("An update is in progress"), "{e:?}");
+    let publish = aws.lambda.publish_version().function_name(&name).send().await;
+    assert_eq!(code(&publish.expect_err("publish during update")), "ResourceConflictException");
     // ... and $LATEST keeps serving the previous code until the update succeeds.
     let during = invoke(&aws, &name, None, json!({})).await;
     assert_eq!(during.payload["variant"], "a");
 
     let cfg = wait::function_settled(&aws.lambda, &name).await;
-    assert_eq!(
-        cfg.last_update_status(),
-        Some(&LastUpdateStatus::Successful)
-    );
-    assert_eq!(
-        invoke(&aws, &name, None, json!({})).await.payload["variant"],
-        "b"
-    );
+    assert_eq!(cfg.last_update_status(), Some(&LastUpdateStatus::Successful));
+    assert_eq!(invoke(&aws, &name, None, json!({})).await.payload["variant"], "b");
 }
 
 #[tokio::test]
@@ -364,25 +259,14 @@ async fn an_update_whose_code_cannot_start_fails_with_a_reason() {
     aws.lambda
         .update_function_configuration()
         .function_name(&name)
-        .environment(
-            Environment::builder()
-                .variables("FIXTURE_INIT", "exit")
-                .build(),
-        )
+        .environment(Environment::builder().variables("FIXTURE_INIT", "exit").build())
         .send()
         .await
         .unwrap();
     let cfg = wait::function_settled(&aws.lambda, &name).await;
-    assert_eq!(
-        cfg.last_update_status(),
-        Some(&LastUpdateStatus::Failed),
-        "{cfg:?}"
-    );
+    assert_eq!(cfg.last_update_status(), Some(&LastUpdateStatus::Failed), "{cfg:?}");
     let reason = cfg.last_update_status_reason().unwrap_or_default();
-    assert!(
-        reason.contains("Runtime.ExitError") && reason.contains("exit status 3"),
-        "{reason}"
-    );
+    assert!(reason.contains("Runtime.ExitError") && reason.contains("exit status 3"), "{reason}");
 
     // An image that is not in the repository is refused at once, naming it.
     let missing = aws
@@ -394,10 +278,7 @@ async fn an_update_whose_code_cannot_start_fails_with_a_reason() {
         .await
         .expect_err("missing image");
     assert_eq!(code(&missing), "InvalidParameterValueException");
-    assert!(
-        missing.message().unwrap_or("").contains("does not exist"),
-        "{missing:?}"
-    );
+    assert!(missing.message().unwrap_or("").contains("does not exist"), "{missing:?}");
 }
 
 #[tokio::test]
@@ -407,18 +288,8 @@ async fn revision_id_preconditions_guard_every_write() {
     let name = image_function(&aws, &repo, "a").await;
     let stale = "00000000-0000-0000-0000-000000000000";
 
-    let e = aws
-        .lambda
-        .update_function_configuration()
-        .function_name(&name)
-        .timeout(4)
-        .revision_id(stale)
-        .send()
-        .await;
-    assert_eq!(
-        code(&e.expect_err("stale config update")),
-        "PreconditionFailedException"
-    );
+    let e = aws.lambda.update_function_configuration().function_name(&name).timeout(4).revision_id(stale).send().await;
+    assert_eq!(code(&e.expect_err("stale config update")), "PreconditionFailedException");
     let e = aws
         .lambda
         .update_function_code()
@@ -427,29 +298,11 @@ async fn revision_id_preconditions_guard_every_write() {
         .revision_id(stale)
         .send()
         .await;
-    assert_eq!(
-        code(&e.expect_err("stale code update")),
-        "PreconditionFailedException"
-    );
-    let e = aws
-        .lambda
-        .publish_version()
-        .function_name(&name)
-        .revision_id(stale)
-        .send()
-        .await;
-    assert_eq!(
-        code(&e.expect_err("stale publish")),
-        "PreconditionFailedException"
-    );
+    assert_eq!(code(&e.expect_err("stale code update")), "PreconditionFailedException");
+    let e = aws.lambda.publish_version().function_name(&name).revision_id(stale).send().await;
+    assert_eq!(code(&e.expect_err("stale publish")), "PreconditionFailedException");
 
-    let current = aws
-        .lambda
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let current = aws.lambda.get_function_configuration().function_name(&name).send().await.unwrap();
     let v1 = aws
         .lambda
         .publish_version()
@@ -476,10 +329,7 @@ async fn revision_id_preconditions_guard_every_write() {
         .revision_id(stale)
         .send()
         .await;
-    assert_eq!(
-        code(&e.expect_err("stale alias update")),
-        "PreconditionFailedException"
-    );
+    assert_eq!(code(&e.expect_err("stale alias update")), "PreconditionFailedException");
     let moved = aws
         .lambda
         .update_alias()
@@ -490,11 +340,7 @@ async fn revision_id_preconditions_guard_every_write() {
         .send()
         .await
         .unwrap();
-    assert_ne!(
-        moved.revision_id(),
-        alias.revision_id(),
-        "an alias update changes its RevisionId"
-    );
+    assert_ne!(moved.revision_id(), alias.revision_id(), "an alias update changes its RevisionId");
 }
 
 #[tokio::test]
@@ -513,12 +359,7 @@ async fn versions_are_immutable_and_publish_is_guarded_by_code_sha256() {
         .await;
     let e = wrong.expect_err("publish with another CodeSha256");
     assert_eq!(code(&e), "InvalidParameterValueException");
-    assert!(
-        e.message()
-            .unwrap_or("")
-            .contains("is different from current CodeSHA256"),
-        "{e:?}"
-    );
+    assert!(e.message().unwrap_or("").contains("is different from current CodeSHA256"), "{e:?}");
 
     let v1 = aws
         .lambda
@@ -531,74 +372,27 @@ async fn versions_are_immutable_and_publish_is_guarded_by_code_sha256() {
         .unwrap();
     assert_eq!(v1.version(), Some("1"));
     // Nothing changed: publishing again returns the same version.
-    let again = aws
-        .lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let again = aws.lambda.publish_version().function_name(&name).send().await.unwrap();
     assert_eq!(again.version(), Some("1"));
 
-    aws.lambda
-        .update_function_code()
-        .function_name(&name)
-        .image_uri(image_uri(&repo, "b"))
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.update_function_code().function_name(&name).image_uri(image_uri(&repo, "b")).send().await.unwrap();
     wait::function_settled(&aws.lambda, &name).await;
-    let v2 = aws
-        .lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    let v2 = aws.lambda.publish_version().function_name(&name).send().await.unwrap();
     assert_eq!(v2.version(), Some("2"));
 
     // Version 1 still has its own image and code, and runs it.
-    let got1 = aws
-        .lambda
-        .get_function()
-        .function_name(&name)
-        .qualifier("1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        got1.code().unwrap().resolved_image_uri(),
-        Some(image_uri(&repo, &digest_a).as_str())
-    );
-    assert_eq!(
-        got1.configuration().unwrap().code_sha256(),
-        Some(digest_a.trim_start_matches("sha256:"))
-    );
+    let got1 = aws.lambda.get_function().function_name(&name).qualifier("1").send().await.unwrap();
+    assert_eq!(got1.code().unwrap().resolved_image_uri(), Some(image_uri(&repo, &digest_a).as_str()));
+    assert_eq!(got1.configuration().unwrap().code_sha256(), Some(digest_a.trim_start_matches("sha256:")));
     assert_eq!(got1.configuration().unwrap().description(), Some("first"));
     let r1 = invoke(&aws, &name, Some("1"), json!({})).await;
     let r2 = invoke(&aws, &name, Some("2"), json!({})).await;
-    assert_eq!(
-        (r1.payload["variant"].as_str(), r1.executed_version.as_str()),
-        (Some("a"), "1")
-    );
-    assert_eq!(
-        (r2.payload["variant"].as_str(), r2.executed_version.as_str()),
-        (Some("b"), "2")
-    );
+    assert_eq!((r1.payload["variant"].as_str(), r1.executed_version.as_str()), (Some("a"), "1"));
+    assert_eq!((r2.payload["variant"].as_str(), r2.executed_version.as_str()), (Some("b"), "2"));
     assert_eq!(r1.payload["functionVersion"], "1");
 
-    let versions = aws
-        .lambda
-        .list_versions_by_function()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    let labels: Vec<_> = versions
-        .versions()
-        .iter()
-        .filter_map(|v| v.version())
-        .collect();
+    let versions = aws.lambda.list_versions_by_function().function_name(&name).send().await.unwrap();
+    let labels: Vec<_> = versions.versions().iter().filter_map(|v| v.version()).collect();
     assert_eq!(labels, ["$LATEST", "1", "2"]);
 }
 
@@ -608,26 +402,10 @@ async fn alias_routing_config_is_validated_as_aws_does() {
     let (repo, _) = repo_with_image(&aws).await;
     fixture::push_image(&repo, "b", "b");
     let name = image_function(&aws, &repo, "a").await;
-    aws.lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    aws.lambda
-        .update_function_code()
-        .function_name(&name)
-        .image_uri(image_uri(&repo, "b"))
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.publish_version().function_name(&name).send().await.unwrap();
+    aws.lambda.update_function_code().function_name(&name).image_uri(image_uri(&repo, "b")).send().await.unwrap();
     wait::function_settled(&aws.lambda, &name).await;
-    aws.lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.publish_version().function_name(&name).send().await.unwrap();
 
     let weights = |pairs: &[(&str, f64)]| {
         let mut b = AliasRoutingConfiguration::builder();
@@ -651,62 +429,20 @@ async fn alias_routing_config_is_validated_as_aws_does() {
         }
     };
     let cases: Vec<(&str, &'static str, AliasRoutingConfiguration, &str)> = vec![
-        (
-            "weight above 1",
-            "1",
-            weights(&[("2", 1.5)]),
-            "ValidationException",
-        ),
-        (
-            "negative weight",
-            "1",
-            weights(&[("2", -0.1)]),
-            "ValidationException",
-        ),
-        (
-            "$LATEST as the extra version",
-            "1",
-            weights(&[("$LATEST", 0.5)]),
-            "ValidationException",
-        ),
-        (
-            "two extra versions",
-            "1",
-            weights(&[("2", 0.1), ("3", 0.1)]),
-            "ValidationException",
-        ),
-        (
-            "routing from $LATEST",
-            "$LATEST",
-            weights(&[("2", 0.5)]),
-            "InvalidParameterValueException",
-        ),
-        (
-            "the same version twice",
-            "2",
-            weights(&[("2", 0.5)]),
-            "InvalidParameterValueException",
-        ),
-        (
-            "an unpublished version",
-            "1",
-            weights(&[("9", 0.5)]),
-            "ResourceNotFoundException",
-        ),
+        ("weight above 1", "1", weights(&[("2", 1.5)]), "ValidationException"),
+        ("negative weight", "1", weights(&[("2", -0.1)]), "ValidationException"),
+        ("$LATEST as the extra version", "1", weights(&[("$LATEST", 0.5)]), "ValidationException"),
+        ("two extra versions", "1", weights(&[("2", 0.1), ("3", 0.1)]), "ValidationException"),
+        ("routing from $LATEST", "$LATEST", weights(&[("2", 0.5)]), "InvalidParameterValueException"),
+        ("the same version twice", "2", weights(&[("2", 0.5)]), "InvalidParameterValueException"),
+        ("an unpublished version", "1", weights(&[("9", 0.5)]), "ResourceNotFoundException"),
     ];
     for (what, version, routing, want) in cases {
         let e = try_alias(version, routing).await.expect_err(what);
         assert_eq!(code(&e), want, "{what}: {e:?}");
     }
     let ok = try_alias("1", weights(&[("2", 0.25)])).await.unwrap();
-    assert_eq!(
-        ok.routing_config()
-            .unwrap()
-            .additional_version_weights()
-            .unwrap()
-            .get("2"),
-        Some(&0.25)
-    );
+    assert_eq!(ok.routing_config().unwrap().additional_version_weights().unwrap().get("2"), Some(&0.25));
 }
 
 #[tokio::test]
@@ -715,31 +451,11 @@ async fn a_weighted_alias_routes_by_its_weights_and_reports_the_executed_version
     let (repo, _) = repo_with_image(&aws).await;
     fixture::push_image(&repo, "b", "b");
     let name = image_function(&aws, &repo, "a").await;
-    aws.lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    aws.lambda
-        .update_function_code()
-        .function_name(&name)
-        .image_uri(image_uri(&repo, "b"))
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.publish_version().function_name(&name).send().await.unwrap();
+    aws.lambda.update_function_code().function_name(&name).image_uri(image_uri(&repo, "b")).send().await.unwrap();
     wait::function_settled(&aws.lambda, &name).await;
-    aws.lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    let route = |w: f64| {
-        AliasRoutingConfiguration::builder()
-            .additional_version_weights("2", w)
-            .build()
-    };
+    aws.lambda.publish_version().function_name(&name).send().await.unwrap();
+    let route = |w: f64| AliasRoutingConfiguration::builder().additional_version_weights("2", w).build();
     aws.lambda
         .create_alias()
         .function_name(&name)
@@ -753,40 +469,17 @@ async fn a_weighted_alias_routes_by_its_weights_and_reports_the_executed_version
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..40 {
         let out = invoke(&aws, &name, Some("live"), json!({})).await;
-        let expected_variant = if out.executed_version == "1" {
-            "a"
-        } else {
-            "b"
-        };
-        assert_eq!(
-            out.payload["variant"], expected_variant,
-            "ExecutedVersion names the code that ran"
-        );
+        let expected_variant = if out.executed_version == "1" { "a" } else { "b" };
+        assert_eq!(out.payload["variant"], expected_variant, "ExecutedVersion names the code that ran");
         *seen.entry(out.executed_version).or_insert(0) += 1;
     }
     // 40 draws at 50%: both sides appear unless something is wrong (chance of a miss: 2 in 10^12).
-    assert!(
-        seen.get("1").copied().unwrap_or(0) > 0 && seen.get("2").copied().unwrap_or(0) > 0,
-        "{seen:?}"
-    );
+    assert!(seen.get("1").copied().unwrap_or(0) > 0 && seen.get("2").copied().unwrap_or(0) > 0, "{seen:?}");
 
     for (weight, only) in [(0.0, "1"), (1.0, "2")] {
-        aws.lambda
-            .update_alias()
-            .function_name(&name)
-            .name("live")
-            .routing_config(route(weight))
-            .send()
-            .await
-            .unwrap();
+        aws.lambda.update_alias().function_name(&name).name("live").routing_config(route(weight)).send().await.unwrap();
         for _ in 0..5 {
-            assert_eq!(
-                invoke(&aws, &name, Some("live"), json!({}))
-                    .await
-                    .executed_version,
-                only,
-                "weight {weight}"
-            );
+            assert_eq!(invoke(&aws, &name, Some("live"), json!({})).await.executed_version, only, "weight {weight}");
         }
     }
 }
@@ -796,34 +489,13 @@ async fn reserved_concurrency_zero_throttles_and_counts_throttles() {
     let aws = aws().await;
     let (repo, _) = repo_with_image(&aws).await;
     let name = image_function(&aws, &repo, "a").await;
-    aws.lambda
-        .put_function_concurrency()
-        .function_name(&name)
-        .reserved_concurrent_executions(0)
-        .send()
-        .await
-        .unwrap();
-    let e = aws
-        .lambda
-        .invoke()
-        .function_name(&name)
-        .payload(Blob::new("{}"))
-        .send()
-        .await
-        .expect_err("throttled");
+    aws.lambda.put_function_concurrency().function_name(&name).reserved_concurrent_executions(0).send().await.unwrap();
+    let e = aws.lambda.invoke().function_name(&name).payload(Blob::new("{}")).send().await.expect_err("throttled");
     assert_eq!(code(&e), "TooManyRequestsException");
     let sum = metric_sum(&aws, "Throttles", &[("FunctionName", &name)]).await;
     assert_eq!(sum, 1.0);
-    aws.lambda
-        .delete_function_concurrency()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        invoke(&aws, &name, None, json!({})).await.function_error,
-        None
-    );
+    aws.lambda.delete_function_concurrency().function_name(&name).send().await.unwrap();
+    assert_eq!(invoke(&aws, &name, None, json!({})).await.function_error, None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,10 +505,7 @@ async fn reserved_concurrency_zero_throttles_and_counts_throttles() {
 async fn metric_sum(aws: &Aws, metric: &str, dims: &[(&str, &str)]) -> f64 {
     use aws_sdk_cloudwatch::types::{Dimension, Statistic};
     use aws_smithy_types::DateTime;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let mut req = aws
         .cloudwatch
         .get_metric_statistics()
@@ -858,47 +527,20 @@ async fn invocations_publish_lambda_metrics_by_function_resource_and_executed_ve
     let aws = aws().await;
     let (repo, _) = repo_with_image(&aws).await;
     let name = image_function(&aws, &repo, "a").await;
-    aws.lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    aws.lambda
-        .create_alias()
-        .function_name(&name)
-        .name("live")
-        .function_version("1")
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.publish_version().function_name(&name).send().await.unwrap();
+    aws.lambda.create_alias().function_name(&name).name("live").function_version("1").send().await.unwrap();
     for _ in 0..3 {
         invoke(&aws, &name, Some("live"), json!({})).await;
     }
     invoke(&aws, &name, Some("live"), json!({"fail": {"type": "Boom"}})).await;
 
     let resource = format!("{name}:live");
-    let by_version = [
-        ("FunctionName", name.as_str()),
-        ("Resource", resource.as_str()),
-        ("ExecutedVersion", "1"),
-    ];
+    let by_version = [("FunctionName", name.as_str()), ("Resource", resource.as_str()), ("ExecutedVersion", "1")];
     assert_eq!(metric_sum(&aws, "Invocations", &by_version).await, 4.0);
     assert_eq!(metric_sum(&aws, "Errors", &by_version).await, 1.0);
+    assert_eq!(metric_sum(&aws, "Invocations", &[("FunctionName", &name)]).await, 4.0);
     assert_eq!(
-        metric_sum(&aws, "Invocations", &[("FunctionName", &name)]).await,
-        4.0
-    );
-    assert_eq!(
-        metric_sum(
-            &aws,
-            "Invocations",
-            &[
-                ("FunctionName", name.as_str()),
-                ("Resource", resource.as_str())
-            ]
-        )
-        .await,
+        metric_sum(&aws, "Invocations", &[("FunctionName", name.as_str()), ("Resource", resource.as_str())]).await,
         4.0
     );
     assert!(metric_sum(&aws, "Duration", &by_version).await > 0.0);
@@ -912,15 +554,10 @@ async fn logs_receive_what_the_code_prints_in_text_and_json_formats() {
     invoke(&aws, &name, None, json!({"print": "text-marker-7731"})).await;
     let group = format!("/aws/lambda/{name}");
     let messages = log_messages(&aws, &group).await;
-    assert!(
-        messages.iter().any(|m| m == "text-marker-7731"),
-        "{messages:?}"
-    );
+    assert!(messages.iter().any(|m| m == "text-marker-7731"), "{messages:?}");
     assert!(messages.iter().any(|m| m.starts_with("START RequestId:")));
     assert!(
-        messages
-            .iter()
-            .any(|m| m.starts_with("REPORT RequestId:") && m.contains("Init Duration:")),
+        messages.iter().any(|m| m.starts_with("REPORT RequestId:") && m.contains("Init Duration:")),
         "{messages:?}"
     );
 
@@ -928,12 +565,7 @@ async fn logs_receive_what_the_code_prints_in_text_and_json_formats() {
     aws.lambda
         .update_function_configuration()
         .function_name(&name)
-        .logging_config(
-            LoggingConfig::builder()
-                .log_format(LogFormat::Json)
-                .log_group(&custom)
-                .build(),
-        )
+        .logging_config(LoggingConfig::builder().log_format(LogFormat::Json).log_group(&custom).build())
         .send()
         .await
         .unwrap();
@@ -942,37 +574,20 @@ async fn logs_receive_what_the_code_prints_in_text_and_json_formats() {
     assert_eq!(out.payload["logFormat"], "JSON");
     assert_eq!(out.payload["logGroup"], custom.as_str());
     let messages = log_messages(&aws, &custom).await;
-    let records: Vec<Value> = messages
-        .iter()
-        .filter_map(|m| serde_json::from_str(m).ok())
-        .collect();
+    let records: Vec<Value> = messages.iter().filter_map(|m| serde_json::from_str(m).ok()).collect();
     assert!(
-        records
-            .iter()
-            .any(|r| r["type"] == "platform.report"
-                && r["record"]["metrics"]["durationMs"].is_number()),
+        records.iter().any(|r| r["type"] == "platform.report" && r["record"]["metrics"]["durationMs"].is_number()),
         "{messages:?}"
     );
     assert!(
-        records
-            .iter()
-            .any(|r| r["fields"]["message"] == "fixture handled an event"),
+        records.iter().any(|r| r["fields"]["message"] == "fixture handled an event"),
         "the code's tracing is JSON: {messages:?}"
     );
 }
 
 async fn log_messages(aws: &Aws, group: &str) -> Vec<String> {
-    let out = aws
-        .logs
-        .filter_log_events()
-        .log_group_name(group)
-        .send()
-        .await
-        .unwrap();
-    out.events()
-        .iter()
-        .filter_map(|e| e.message().map(str::to_string))
-        .collect()
+    let out = aws.logs.filter_log_events().log_group_name(group).send().await.unwrap();
+    out.events().iter().filter_map(|e| e.message().map(str::to_string)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -997,31 +612,15 @@ async fn an_ecr_push_reaches_step_functions_and_lambda_through_eventbridge() {
     use aws_sdk_eventbridge::types::{InputTransformer, Target};
     let aws = aws().await;
     let repo = unique("pushed");
-    aws.ecr
-        .create_repository()
-        .repository_name(&repo)
-        .send()
-        .await
-        .unwrap();
+    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
     let (fixture_repo, _) = repo_with_image(&aws).await;
     let listener = image_function(&aws, &fixture_repo, "a").await;
-    let sm = state_machine(
-        &aws,
-        json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}}),
-    )
-    .await;
+    let sm = state_machine(&aws, json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})).await;
 
     let rule = unique("on-push");
     let pattern = json!({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],
         "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"], "repository-name": [repo.clone()]}});
-    let rule_arn = aws
-        .events
-        .put_rule()
-        .name(&rule)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
+    let rule_arn = aws.events.put_rule().name(&rule).event_pattern(pattern.to_string()).send().await.unwrap();
     let transformer = InputTransformer::builder()
         .input_paths_map("digest", "$.detail.image-digest")
         .input_paths_map("tag", "$.detail.image-tag")
@@ -1031,20 +630,11 @@ async fn an_ecr_push_reaches_step_functions_and_lambda_through_eventbridge() {
     aws.events
         .put_targets()
         .rule(&rule)
-        .targets(
-            Target::builder()
-                .id("sfn")
-                .arn(&sm)
-                .role_arn(&aws.role)
-                .build()
-                .unwrap(),
-        )
+        .targets(Target::builder().id("sfn").arn(&sm).role_arn(&aws.role).build().unwrap())
         .targets(
             Target::builder()
                 .id("fn")
-                .arn(format!(
-                    "arn:aws:lambda:us-east-1:123456789012:function:{listener}"
-                ))
+                .arn(format!("arn:aws:lambda:us-east-1:123456789012:function:{listener}"))
                 .input_transformer(transformer)
                 .build()
                 .unwrap(),
@@ -1069,21 +659,9 @@ async fn an_ecr_push_reaches_step_functions_and_lambda_through_eventbridge() {
     // THEN the state machine ran with ECR's event as input ...
     let mut input = None;
     for _ in 0..100 {
-        let execs = aws
-            .sfn
-            .list_executions()
-            .state_machine_arn(&sm)
-            .send()
-            .await
-            .unwrap();
+        let execs = aws.sfn.list_executions().state_machine_arn(&sm).send().await.unwrap();
         if let Some(e) = execs.executions().first() {
-            let d = aws
-                .sfn
-                .describe_execution()
-                .execution_arn(e.execution_arn())
-                .send()
-                .await
-                .unwrap();
+            let d = aws.sfn.describe_execution().execution_arn(e.execution_arn()).send().await.unwrap();
             input = d.input().map(str::to_string);
             break;
         }
@@ -1101,11 +679,7 @@ async fn an_ecr_push_reaches_step_functions_and_lambda_through_eventbridge() {
     let group = format!("/aws/lambda/{listener}");
     let mut found = false;
     for _ in 0..100 {
-        if log_messages(&aws, &group)
-            .await
-            .iter()
-            .any(|m| m == &digest)
-        {
+        if log_messages(&aws, &group).await.iter().any(|m| m == &digest) {
             found = true;
             break;
         }
@@ -1115,21 +689,10 @@ async fn an_ecr_push_reaches_step_functions_and_lambda_through_eventbridge() {
 
     // A push to another repository matches nothing.
     let other = unique("other");
-    aws.ecr
-        .create_repository()
-        .repository_name(&other)
-        .send()
-        .await
-        .unwrap();
+    aws.ecr.create_repository().repository_name(&other).send().await.unwrap();
     fixture::push_image(&other, "v1", "a");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let execs = aws
-        .sfn
-        .list_executions()
-        .state_machine_arn(&sm)
-        .send()
-        .await
-        .unwrap();
+    let execs = aws.sfn.list_executions().state_machine_arn(&sm).send().await.unwrap();
     assert_eq!(execs.executions().len(), 1);
 }
 
@@ -1168,8 +731,7 @@ async fn step_functions_runs_the_asl_against_real_lambda_code_with_retry_and_cat
         .send()
         .await
         .unwrap();
-    let (status, output) =
-        wait::execution_done(&aws.sfn, exec.execution_arn(), Duration::from_secs(60)).await;
+    let (status, output) = wait::execution_done(&aws.sfn, exec.execution_arn(), Duration::from_secs(60)).await;
     assert_eq!(status, "SUCCEEDED", "{output}");
     let output: Value = serde_json::from_str(&output).unwrap();
     assert_eq!(output["result"]["echo"], "through sfn");
@@ -1185,15 +747,11 @@ async fn step_functions_runs_the_asl_against_real_lambda_code_with_retry_and_cat
         .send()
         .await
         .unwrap();
-    let (status, output) =
-        wait::execution_done(&aws.sfn, exec.execution_arn(), Duration::from_secs(60)).await;
+    let (status, output) = wait::execution_done(&aws.sfn, exec.execution_arn(), Duration::from_secs(60)).await;
     assert_eq!(status, "SUCCEEDED", "{output}");
     let output: Value = serde_json::from_str(&output).unwrap();
     assert_eq!(output["caught"]["Error"], "SmokeTestFailed");
-    assert!(output["caught"]["Cause"]
-        .as_str()
-        .unwrap()
-        .contains("wrong class"));
+    assert!(output["caught"]["Cause"].as_str().unwrap().contains("wrong class"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1205,20 +763,8 @@ async fn injected_faults_fire_count_times_per_operation_and_resource() {
     let aws = aws().await;
     let (repo, _) = repo_with_image(&aws).await;
     let name = image_function(&aws, &repo, "a").await;
-    aws.lambda
-        .publish_version()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    aws.lambda
-        .create_alias()
-        .function_name(&name)
-        .name("live")
-        .function_version("1")
-        .send()
-        .await
-        .unwrap();
+    aws.lambda.publish_version().function_name(&name).send().await.unwrap();
+    aws.lambda.create_alias().function_name(&name).name("live").function_version("1").send().await.unwrap();
 
     let f = faults::inject(json!({"service": "lambda", "operation": "UpdateAlias", "error": "TooManyRequestsException", "count": 2, "match": name})).await;
     let id = f["faults"][0]["id"].as_u64().unwrap();
@@ -1247,38 +793,17 @@ async fn injected_faults_fire_count_times_per_operation_and_resource() {
 
     // JSON-protocol services (ECR) and other error codes.
     let f = faults::inject(json!({"service": "ecr", "operation": "DescribeImages", "error": "ServerException", "status": 500, "count": 1, "match": repo})).await;
-    let e = aws
-        .ecr
-        .describe_images()
-        .repository_name(&repo)
-        .send()
-        .await
-        .expect_err("injected");
+    let e = aws.ecr.describe_images().repository_name(&repo).send().await.expect_err("injected");
     assert_eq!(code(&e), "ServerException");
-    assert_eq!(
-        faults::fired(f["faults"][0]["id"].as_u64().unwrap()).await,
-        1
-    );
-    aws.ecr
-        .describe_images()
-        .repository_name(&repo)
-        .send()
-        .await
-        .expect("fault used up");
+    assert_eq!(faults::fired(f["faults"][0]["id"].as_u64().unwrap()).await, 1);
+    aws.ecr.describe_images().repository_name(&repo).send().await.expect("fault used up");
 
-    for error in [
-        "ServiceException",
-        "ResourceConflictException",
-        "PreconditionFailedException",
-    ] {
-        faults::inject(json!({"service": "lambda", "operation": "PublishVersion", "error": error, "count": 1, "match": name})).await;
-        let e = aws
-            .lambda
-            .publish_version()
-            .function_name(&name)
-            .send()
-            .await
-            .expect_err(error);
+    for error in ["ServiceException", "ResourceConflictException", "PreconditionFailedException"] {
+        faults::inject(
+            json!({"service": "lambda", "operation": "PublishVersion", "error": error, "count": 1, "match": name}),
+        )
+        .await;
+        let e = aws.lambda.publish_version().function_name(&name).send().await.expect_err(error);
         assert_eq!(code(&e), error);
     }
 
@@ -1301,23 +826,10 @@ async fn injected_faults_fire_count_times_per_operation_and_resource() {
         .send()
         .await
         .expect_err("times out");
-    assert!(
-        matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)), "{e:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cfg = aws
-        .lambda
-        .get_function_configuration()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        cfg.memory_size(),
-        Some(128),
-        "the timed-out call changed nothing"
-    );
+    let cfg = aws.lambda.get_function_configuration().function_name(&name).send().await.unwrap();
+    assert_eq!(cfg.memory_size(), Some(128), "the timed-out call changed nothing");
 }
 
 #[tokio::test]
@@ -1326,27 +838,11 @@ async fn wrong_requests_get_the_errors_aws_gives() {
     let (repo, _) = repo_with_image(&aws).await;
     let name = image_function(&aws, &repo, "a").await;
 
-    let e = aws
-        .lambda
-        .get_function()
-        .function_name(unique("ghost"))
-        .send()
-        .await
-        .expect_err("unknown function");
+    let e = aws.lambda.get_function().function_name(unique("ghost")).send().await.expect_err("unknown function");
     assert_eq!(code(&e), "ResourceNotFoundException");
-    assert!(e
-        .message()
-        .unwrap()
-        .starts_with("Function not found: arn:aws:lambda:us-east-1:123456789012:function:"));
+    assert!(e.message().unwrap().starts_with("Function not found: arn:aws:lambda:us-east-1:123456789012:function:"));
 
-    let e = aws
-        .lambda
-        .invoke()
-        .function_name(&name)
-        .qualifier("7")
-        .send()
-        .await
-        .expect_err("unknown version");
+    let e = aws.lambda.invoke().function_name(&name).qualifier("7").send().await.expect_err("unknown version");
     assert_eq!(code(&e), "ResourceNotFoundException");
 
     let e = aws
@@ -1364,11 +860,7 @@ async fn wrong_requests_get_the_errors_aws_gives() {
         .lambda
         .update_function_configuration()
         .function_name(&name)
-        .environment(
-            Environment::builder()
-                .variables("AWS_REGION", "eu-west-1")
-                .build(),
-        )
+        .environment(Environment::builder().variables("AWS_REGION", "eu-west-1").build())
         .send()
         .await
         .expect_err("reserved variable");
@@ -1381,11 +873,7 @@ async fn wrong_requests_get_the_errors_aws_gives() {
         .function_name(unique("norole"))
         .role("arn:aws:iam::123456789012:role/does-not-exist")
         .package_type(PackageType::Image)
-        .code(
-            FunctionCode::builder()
-                .image_uri(image_uri(&repo, "a"))
-                .build(),
-        )
+        .code(FunctionCode::builder().image_uri(image_uri(&repo, "a")).build())
         .send()
         .await
         .expect_err("unknown role");
@@ -1398,11 +886,7 @@ async fn wrong_requests_get_the_errors_aws_gives() {
         .function_name(&name)
         .role(&aws.role)
         .package_type(PackageType::Image)
-        .code(
-            FunctionCode::builder()
-                .image_uri(image_uri(&repo, "a"))
-                .build(),
-        )
+        .code(FunctionCode::builder().image_uri(image_uri(&repo, "a")).build())
         .send()
         .await
         .expect_err("exists");
@@ -1435,10 +919,7 @@ async fn wrong_requests_get_the_errors_aws_gives() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("does not exist in the registry"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("does not exist in the registry"), "{stderr}");
 }
 
 #[tokio::test]
@@ -1451,32 +932,15 @@ async fn pending_and_failed_functions_refuse_invocations() {
         .function_name(&name)
         .role(&aws.role)
         .package_type(PackageType::Image)
-        .code(
-            FunctionCode::builder()
-                .image_uri(image_uri(&repo, "a"))
-                .build(),
-        )
-        .environment(
-            Environment::builder()
-                .variables("FIXTURE_INIT", "exit")
-                .build(),
-        )
+        .code(FunctionCode::builder().image_uri(image_uri(&repo, "a")).build())
+        .environment(Environment::builder().variables("FIXTURE_INIT", "exit").build())
         .send()
         .await
         .unwrap();
-    let e = aws
-        .lambda
-        .invoke()
-        .function_name(&name)
-        .send()
-        .await
-        .expect_err("pending");
+    let e = aws.lambda.invoke().function_name(&name).send().await.expect_err("pending");
     assert_eq!(code(&e), "ResourceConflictException");
     assert!(e.message().unwrap().contains("Pending"), "{e:?}");
     let cfg = wait::function_settled(&aws.lambda, &name).await;
     assert_eq!(cfg.state(), Some(&State::Failed), "{cfg:?}");
-    assert!(
-        cfg.state_reason().unwrap_or("").contains("exit status 3"),
-        "{cfg:?}"
-    );
+    assert!(cfg.state_reason().unwrap_or("").contains("exit status 3"), "{cfg:?}");
 }

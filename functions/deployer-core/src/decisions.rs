@@ -141,7 +141,9 @@ pub fn readiness(
         }
         return Readiness::Pending;
     }
-    if !config_drift(desired, f, default_log_group).is_empty() || !code_matches(f, digest, desired.architecture.as_str()) {
+    if !config_drift(desired, f, default_log_group).is_empty()
+        || !code_matches(f, digest, desired.architecture.as_str())
+    {
         return Readiness::Drifted;
     }
     Readiness::Ready
@@ -155,7 +157,9 @@ pub fn judge_case(case: &SmokeCase, got: &Invocation, latency_budget_ms: Option<
         let detail = payload
             .as_ref()
             .ok()
-            .map(|v| format!("{}: {}", v["errorType"].as_str().unwrap_or(kind), v["errorMessage"].as_str().unwrap_or("")))
+            .map(|v| {
+                format!("{}: {}", v["errorType"].as_str().unwrap_or(kind), v["errorMessage"].as_str().unwrap_or(""))
+            })
             .unwrap_or_else(|| String::from_utf8_lossy(&got.payload).into_owned());
         out.push(format!("case {:?}: the function failed ({detail})", case.name));
         return out;
@@ -239,10 +243,7 @@ pub fn alias_description(previous: Option<&Version>, digest: &ImageDigest, execu
 
 /// The previous version recorded by [`alias_description`], if any.
 pub fn previous_from_description(description: &str) -> Option<Version> {
-    description
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(PREVIOUS))
-        .and_then(|v| Version::parse(v).ok())
+    description.split_whitespace().find_map(|w| w.strip_prefix(PREVIOUS)).and_then(|v| Version::parse(v).ok())
 }
 
 /// Where a rollback takes the alias: the version asked for, else the one recorded as previous.
@@ -338,12 +339,27 @@ mod tests {
         let cases: Vec<(&str, Option<FunctionState>, ImageDigest, UpdateDecision)> = vec![
             ("missing", None, digest('a'), UpdateDecision::Create),
             ("pending", Some(function(LambdaState::Pending, UpdateStatus::Unknown)), digest('a'), UpdateDecision::Wait),
-            ("in progress", Some(function(LambdaState::Active, UpdateStatus::InProgress)), digest('b'), UpdateDecision::Wait),
-            ("config first", Some(drifted), digest('b'), UpdateDecision::UpdateConfiguration(vec![drift("timeoutSeconds", 10, 3)])),
+            (
+                "in progress",
+                Some(function(LambdaState::Active, UpdateStatus::InProgress)),
+                digest('b'),
+                UpdateDecision::Wait,
+            ),
+            (
+                "config first",
+                Some(drifted),
+                digest('b'),
+                UpdateDecision::UpdateConfiguration(vec![drift("timeoutSeconds", 10, 3)]),
+            ),
             ("new image", Some(active.clone()), digest('b'), UpdateDecision::UpdateCode),
             ("new architecture", Some(other_arch), digest('a'), UpdateDecision::UpdateCode),
             ("converged", Some(active), digest('a'), UpdateDecision::Nothing),
-            ("after a failed update", Some(function(LambdaState::Active, UpdateStatus::Failed)), digest('b'), UpdateDecision::UpdateCode),
+            (
+                "after a failed update",
+                Some(function(LambdaState::Active, UpdateStatus::Failed)),
+                digest('b'),
+                UpdateDecision::UpdateCode,
+            ),
         ];
         for (what, f, dg, want) in cases {
             assert_eq!(next_update(f.as_ref(), &d, "/aws/lambda/f", &dg), want, "{what}");
@@ -357,8 +373,20 @@ mod tests {
         let cases: Vec<(&str, FunctionState, ImageDigest, u64, Readiness)> = vec![
             ("ready", function(LambdaState::Active, UpdateStatus::Successful), digest('a'), 0, Readiness::Ready),
             ("pending", function(LambdaState::Pending, UpdateStatus::Unknown), digest('a'), 1_000, Readiness::Pending),
-            ("in progress", function(LambdaState::Active, UpdateStatus::InProgress), digest('a'), 1_000, Readiness::Pending),
-            ("code not yet", function(LambdaState::Active, UpdateStatus::Successful), digest('b'), 0, Readiness::Drifted),
+            (
+                "in progress",
+                function(LambdaState::Active, UpdateStatus::InProgress),
+                digest('a'),
+                1_000,
+                Readiness::Pending,
+            ),
+            (
+                "code not yet",
+                function(LambdaState::Active, UpdateStatus::Successful),
+                digest('b'),
+                0,
+                Readiness::Drifted,
+            ),
             (
                 "update failed",
                 function(LambdaState::Active, UpdateStatus::Failed),
@@ -403,8 +431,20 @@ mod tests {
     fn smoke_cases_report_every_mismatch() {
         let expect = json!({"classes": [1, 0], "probabilities": [[0.1, 0.9]], "model": "v1"});
         let cases: Vec<(&str, SmokeCase, Invocation, Option<u64>, Vec<&str>)> = vec![
-            ("exact", case(Some(expect.clone()), 0.0), answer(json!({"classes": [1, 0], "probabilities": [[0.1, 0.9]], "model": "v1", "extra": 1}), None, 5), None, vec![]),
-            ("within tolerance", case(Some(expect.clone()), 1e-3), answer(json!({"classes": [1, 0], "probabilities": [[0.1004, 0.8996]], "model": "v1"}), None, 5), None, vec![]),
+            (
+                "exact",
+                case(Some(expect.clone()), 0.0),
+                answer(json!({"classes": [1, 0], "probabilities": [[0.1, 0.9]], "model": "v1", "extra": 1}), None, 5),
+                None,
+                vec![],
+            ),
+            (
+                "within tolerance",
+                case(Some(expect.clone()), 1e-3),
+                answer(json!({"classes": [1, 0], "probabilities": [[0.1004, 0.8996]], "model": "v1"}), None, 5),
+                None,
+                vec![],
+            ),
             (
                 "wrong values",
                 case(Some(expect.clone()), 1e-3),
@@ -417,8 +457,20 @@ mod tests {
                     "case \"c\": $.probabilities[0][1] is 0.5, expected 0.9 (tolerance 0.001)",
                 ],
             ),
-            ("missing key", case(Some(json!({"a": 1})), 0.0), answer(json!({}), None, 5), None, vec!["case \"c\": $.a is missing (expected 1)"]),
-            ("length", case(Some(json!([1, 2])), 0.0), answer(json!([1]), None, 5), None, vec!["case \"c\": $ has 1 items, expected 2"]),
+            (
+                "missing key",
+                case(Some(json!({"a": 1})), 0.0),
+                answer(json!({}), None, 5),
+                None,
+                vec!["case \"c\": $.a is missing (expected 1)"],
+            ),
+            (
+                "length",
+                case(Some(json!([1, 2])), 0.0),
+                answer(json!([1]), None, 5),
+                None,
+                vec!["case \"c\": $ has 1 items, expected 2"],
+            ),
             (
                 "function error",
                 case(Some(json!({})), 0.0),
@@ -426,7 +478,13 @@ mod tests {
                 None,
                 vec!["case \"c\": the function failed (ModelError: bad weights)"],
             ),
-            ("too slow", case(None, 0.0), answer(json!({}), None, 900), Some(500), vec!["case \"c\": took 900 ms, over the 500 ms latency budget"]),
+            (
+                "too slow",
+                case(None, 0.0),
+                answer(json!({}), None, 900),
+                Some(500),
+                vec!["case \"c\": took 900 ms, over the 500 ms latency budget"],
+            ),
             ("no expectation", case(None, 0.0), answer(json!("anything"), None, 5), Some(500), vec![]),
         ];
         for (what, c, inv, budget, want) in cases {

@@ -47,7 +47,9 @@ pub enum NotAPush {
 pub fn parse_push(raw: &Value, account: &str, region: &str) -> Result<Push, NotAPush> {
     let size = raw.to_string().len();
     if size > MAX_EVENT_BYTES {
-        return Err(NotAPush::Invalid(format!("event is {size} bytes; ECR events are small (limit {MAX_EVENT_BYTES})")));
+        return Err(NotAPush::Invalid(format!(
+            "event is {size} bytes; ECR events are small (limit {MAX_EVENT_BYTES})"
+        )));
     }
     let event: EventBridgeEvent<Value> = serde_path_to_error::deserialize(raw)
         .map_err(|e| NotAPush::Invalid(format!("not an EventBridge event: {}: {}", e.path(), e.inner())))?;
@@ -55,7 +57,10 @@ pub fn parse_push(raw: &Value, account: &str, region: &str) -> Result<Push, NotA
         return Err(NotAPush::Invalid(format!("source is {:?}, expected \"aws.ecr\"", event.source)));
     }
     if event.detail_type != "ECR Image Action" {
-        return Err(NotAPush::Invalid(format!("detail-type is {:?}, expected \"ECR Image Action\"", event.detail_type)));
+        return Err(NotAPush::Invalid(format!(
+            "detail-type is {:?}, expected \"ECR Image Action\"",
+            event.detail_type
+        )));
     }
     let detail: Detail = serde_path_to_error::deserialize(&event.detail)
         .map_err(|e| NotAPush::Invalid(format!("detail: {}: {}", e.path(), e.inner())))?;

@@ -65,15 +65,12 @@ id!(
 );
 
 fn invalid(what: &str, value: &str, rule: &str) -> DeployError {
-    DeployError::InvalidInput {
-        message: format!("{what} {value:?} is not valid: {rule}"),
-    }
+    DeployError::InvalidInput { message: format!("{what} {value:?} is not valid: {rule}") }
 }
 
 impl FunctionName {
     pub fn parse(s: &str) -> Result<Self, DeployError> {
-        let ok = (1..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(s.to_string()))
         } else {

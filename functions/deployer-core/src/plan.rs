@@ -28,6 +28,9 @@ pub struct DeployRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackRequest {
+    /// "rollback" when the request is an execution's whole input (Manual Rollback passes it as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     pub function: FunctionName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_version: Option<Version>,

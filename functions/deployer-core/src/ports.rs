@@ -120,7 +120,11 @@ pub trait FunctionApi: Send + Sync {
         revision_id: &str,
         description: &str,
     ) -> impl Future<Output = Result<Version>> + Send;
-    fn get_alias(&self, name: &FunctionName, alias: &AliasName) -> impl Future<Output = Result<Option<AliasState>>> + Send;
+    fn get_alias(
+        &self,
+        name: &FunctionName,
+        alias: &AliasName,
+    ) -> impl Future<Output = Result<Option<AliasState>>> + Send;
     fn create_alias(
         &self,
         name: &FunctionName,
@@ -137,7 +141,12 @@ pub trait FunctionApi: Send + Sync {
         description: &str,
         revision_id: &str,
     ) -> impl Future<Output = Result<AliasState>> + Send;
-    fn invoke(&self, name: &FunctionName, qualifier: &str, payload: &[u8]) -> impl Future<Output = Result<Invocation>> + Send;
+    fn invoke(
+        &self,
+        name: &FunctionName,
+        qualifier: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<Invocation>> + Send;
 }
 
 pub trait ImageRegistry: Send + Sync {
@@ -158,7 +167,9 @@ pub trait TargetStore: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartOutcome {
-    Started { execution_arn: String },
+    Started {
+        execution_arn: String,
+    },
     /// An execution with this name already exists (a duplicate event): nothing new was started.
     AlreadyStarted,
 }

@@ -217,7 +217,10 @@ impl TargetSpec {
             && c.role.split(':').nth(4).is_some_and(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
             && c.role.split(":role/").nth(1).is_some_and(|n| !n.is_empty());
         if !role_ok {
-            bad("configuration.role", format!("{:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", c.role));
+            bad(
+                "configuration.role",
+                format!("{:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", c.role),
+            );
         }
         if !(128..=10240).contains(&c.memory_mb) {
             bad("configuration.memoryMb", format!("{} is outside Lambda's 128-10240 MB", c.memory_mb));
@@ -226,7 +229,10 @@ impl TargetSpec {
             bad("configuration.timeoutSeconds", format!("{} is outside Lambda's 1-900 s", c.timeout_seconds));
         }
         if !(512..=10240).contains(&c.ephemeral_storage_mb) {
-            bad("configuration.ephemeralStorageMb", format!("{} is outside Lambda's 512-10240 MB", c.ephemeral_storage_mb));
+            bad(
+                "configuration.ephemeralStorageMb",
+                format!("{} is outside Lambda's 512-10240 MB", c.ephemeral_storage_mb),
+            );
         }
         let mut env_size = 0;
         for (k, v) in &c.environment {
@@ -235,7 +241,10 @@ impl TargetSpec {
                 && k.as_bytes()[0].is_ascii_alphabetic()
                 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !key_ok {
-                bad(&format!("configuration.environment.{k}"), "names are a letter, then letters, digits or '_'".into());
+                bad(
+                    &format!("configuration.environment.{k}"),
+                    "names are a letter, then letters, digits or '_'".into(),
+                );
             } else if RESERVED_ENV.contains(&k.as_str()) {
                 bad(&format!("configuration.environment.{k}"), "is reserved by Lambda and cannot be set".into());
             }
@@ -357,19 +366,43 @@ mod tests {
     #[test]
     fn each_bad_field_is_named_with_what_is_wrong() {
         let cases: Vec<(&str, Value, &str)> = vec![
-            ("unknown field", json!({"configuration": {"memoryMB": 1}}), "configuration.memoryMB: unknown field `memoryMB`"),
+            (
+                "unknown field",
+                json!({"configuration": {"memoryMB": 1}}),
+                "configuration.memoryMB: unknown field `memoryMB`",
+            ),
             ("bad function", json!({"function": "has space"}), "function: function name \"has space\" is not valid"),
             ("bad pattern", json!({"tagPattern": "(unclosed"}), "tagPattern: not a valid regular expression"),
             ("memory", json!({"configuration": {"memoryMb": 64}}), "configuration.memoryMb: 64 is outside"),
             ("timeout", json!({"configuration": {"timeoutSeconds": 901}}), "configuration.timeoutSeconds: 901"),
-            ("role", json!({"configuration": {"role": "ml-role"}}), "configuration.role: \"ml-role\" is not an IAM role ARN"),
+            (
+                "role",
+                json!({"configuration": {"role": "ml-role"}}),
+                "configuration.role: \"ml-role\" is not an IAM role ARN",
+            ),
             ("reserved env", json!({"configuration": {"environment": {"AWS_REGION": "x"}}}), "AWS_REGION: is reserved"),
-            ("secret env", json!({"configuration": {"environment": {"DB_PASSWORD": "hunter2"}}}), "looks like a secret"),
-            ("levels on text", json!({"configuration": {"logging": {"format": "Text", "applicationLevel": "INFO"}}}), "log levels need format JSON"),
+            (
+                "secret env",
+                json!({"configuration": {"environment": {"DB_PASSWORD": "hunter2"}}}),
+                "looks like a secret",
+            ),
+            (
+                "levels on text",
+                json!({"configuration": {"logging": {"format": "Text", "applicationLevel": "INFO"}}}),
+                "log levels need format JSON",
+            ),
             ("no cases", json!({"smokeTest": {"cases": []}}), "smokeTest.cases: at least one case"),
-            ("dup case", json!({"smokeTest": {"cases": [{"name": "a", "payload": 1}, {"name": "a", "payload": 2}]}}), "\"a\" is used twice"),
+            (
+                "dup case",
+                json!({"smokeTest": {"cases": [{"name": "a", "payload": 1}, {"name": "a", "payload": 2}]}}),
+                "\"a\" is used twice",
+            ),
             ("strategy", json!({"strategy": {"type": "blue-green"}}), "strategy.type: unknown variant `blue-green`"),
-            ("architecture", json!({"configuration": {"architecture": "x86"}}), "configuration.architecture: unknown variant `x86`"),
+            (
+                "architecture",
+                json!({"configuration": {"architecture": "x86"}}),
+                "configuration.architecture: unknown variant `x86`",
+            ),
         ];
         for (what, patch, want) in cases {
             let mut doc = valid();
@@ -390,7 +423,10 @@ mod tests {
     #[test]
     fn secret_references_are_allowed() {
         let mut doc = valid();
-        merge(&mut doc, json!({"configuration": {"environment": {"DB_PASSWORD": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"}}}));
+        merge(
+            &mut doc,
+            json!({"configuration": {"environment": {"DB_PASSWORD": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"}}}),
+        );
         assert!(parse(&doc.to_string()).is_ok());
     }
 

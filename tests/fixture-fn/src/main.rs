@@ -4,7 +4,8 @@
 //! `{"echo": x}` answers `x` with the invocation's context; `{"sleepMs": n}` takes n ms (timeouts);
 //! `{"fail": {"type": t, "message": m}}` is a handler error of type `t`; `{"exit": code}` ends the process
 //! mid-invocation; `{"print": s}` writes `s` to stdout (logs). `FIXTURE_INIT=exit` makes init fail, and
-//! `FIXTURE_VARIANT` is echoed back so tests can tell two builds or configurations apart.
+//! `FIXTURE_VARIANT` is echoed back so tests can tell two builds or configurations apart, and
+//! `FIXTURE_BROKEN` (any value) makes it answer every echo wrongly, as a bad build would.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -17,10 +18,7 @@ struct Failure {
 
 impl From<Failure> for Diagnostic {
     fn from(f: Failure) -> Self {
-        Diagnostic {
-            error_type: f.kind,
-            error_message: f.message,
-        }
+        Diagnostic { error_type: f.kind, error_message: f.message }
     }
 }
 
@@ -38,16 +36,18 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Failure> {
     if let Some(fail) = payload.get("fail") {
         return Err(Failure {
             kind: fail["type"].as_str().unwrap_or("FixtureError").to_string(),
-            message: fail["message"]
-                .as_str()
-                .unwrap_or("failed on request")
-                .to_string(),
+            message: fail["message"].as_str().unwrap_or("failed on request").to_string(),
         });
     }
-    let env = |k: &str| std::env::var(k).ok();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let echo = if env("FIXTURE_BROKEN").is_some() {
+        json!("broken build: wrong answer")
+    } else {
+        payload.get("echo").cloned().unwrap_or(Value::Null)
+    };
     tracing::info!(request_id = %ctx.request_id, "fixture handled an event");
     Ok(json!({
-        "echo": payload.get("echo").cloned().unwrap_or(Value::Null),
+        "echo": echo,
         "requestId": ctx.request_id,
         "functionArn": ctx.invoked_function_arn,
         "deadlineMs": ctx.deadline,

@@ -18,12 +18,13 @@ pub async fn check_ready(
     };
     let elapsed = now_ms.saturating_sub(input.update.started_at_ms);
     let timeout = u64::from(t.ready_timeout_seconds) * 1000;
-    let (status, reason) = match readiness(&f, &t.configuration, &t.log_group(), &input.plan.image_digest, elapsed, timeout) {
-        Readiness::Ready => (ReadyStatus::Ready, None),
-        Readiness::Pending => (ReadyStatus::Pending, None),
-        Readiness::Drifted => (ReadyStatus::Drifted, None),
-        Readiness::Failed(reason) => (ReadyStatus::Failed, Some(reason)),
-    };
+    let (status, reason) =
+        match readiness(&f, &t.configuration, &t.log_group(), &input.plan.image_digest, elapsed, timeout) {
+            Readiness::Ready => (ReadyStatus::Ready, None),
+            Readiness::Pending => (ReadyStatus::Pending, None),
+            Readiness::Drifted => (ReadyStatus::Drifted, None),
+            Readiness::Failed(reason) => (ReadyStatus::Failed, Some(reason)),
+        };
     tracing::info!(function = %t.function, ?status, reason = reason.as_deref().unwrap_or(""), "readiness checked");
     Ok(ReadyOutput { status, reason })
 }

@@ -63,8 +63,9 @@ pub async fn prepare(
     if let (Some(a), Some(v)) = (&alias, &previous_version) {
         if a.additional.is_none() {
             if let Some(serving) = lambda.get_function(&target.function, Some(v.as_str())).await? {
-                already_live = code_matches(&serving, &request.image_digest, target.configuration.architecture.as_str())
-                    && config_drift(&target.configuration, &serving, &target.log_group()).is_empty();
+                already_live =
+                    code_matches(&serving, &request.image_digest, target.configuration.architecture.as_str())
+                        && config_drift(&target.configuration, &serving, &target.log_group()).is_empty();
             }
         }
     }

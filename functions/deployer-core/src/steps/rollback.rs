@@ -36,11 +36,16 @@ pub async fn rollback(
             let (from, moved) = put_alias(lambda, &t.function, &t.alias, &previous, "automatic rollback").await?;
             let verified = verify(lambda, t, &previous).await?;
             let where_now = if moved {
-                format!("alias {} was moved back from version {} to version {previous}", t.alias, from.as_deref().unwrap_or("?"))
+                format!(
+                    "alias {} was moved back from version {} to version {previous}",
+                    t.alias,
+                    from.as_deref().unwrap_or("?")
+                )
             } else {
                 format!("alias {} stayed on version {previous}, which it served before", t.alias)
             };
-            let cause = format!("{what_failed}. Rolled back: {where_now}; {verified} smoke case(s) pass through the alias.");
+            let cause =
+                format!("{what_failed}. Rolled back: {where_now}; {verified} smoke case(s) pass through the alias.");
             tracing::warn!(function = %t.function, %cause, "rolled back");
             Ok(RolledBack {
                 function: t.function.clone(),
@@ -73,7 +78,9 @@ async fn manual(
     let target = rollback_target(function, &t.alias, request.to_version.as_ref(), &alias)?;
     let version = lambda.get_function(function, Some(target.as_str())).await?.ok_or_else(|| DeployError::NotFound {
         what: "version",
-        message: format!("version {target} of {function} does not exist; list versions with `aws lambda list-versions-by-function`"),
+        message: format!(
+            "version {target} of {function} does not exist; list versions with `aws lambda list-versions-by-function`"
+        ),
     })?;
     if version.state == LambdaState::Failed {
         return Err(DeployError::invalid(format!(

@@ -50,7 +50,10 @@ pub async fn smoke_test(lambda: &impl FunctionApi, input: PlanInput) -> Result<S
     if before.code_sha256 != plan.image_digest.hex() {
         return Err(DeployError::PreconditionFailed {
             resource: t.function.to_string(),
-            message: format!("$LATEST runs {} instead of the image under test {}", before.code_sha256, plan.image_digest),
+            message: format!(
+                "$LATEST runs {} instead of the image under test {}",
+                before.code_sha256, plan.image_digest
+            ),
         });
     }
     let run = run_cases(lambda, &t.function, "$LATEST", &t.smoke_test).await?;
@@ -69,5 +72,10 @@ pub async fn smoke_test(lambda: &impl FunctionApi, input: PlanInput) -> Result<S
         });
     }
     tracing::info!(function = %t.function, cases = run.cases.len(), warmup_ms = run.warmup_ms, "smoke test passed");
-    Ok(SmokeOutput { revision_id: before.revision_id, code_sha256: before.code_sha256, warmup_ms: run.warmup_ms, cases: run.cases })
+    Ok(SmokeOutput {
+        revision_id: before.revision_id,
+        code_sha256: before.code_sha256,
+        warmup_ms: run.warmup_ms,
+        cases: run.cases,
+    })
 }

@@ -38,9 +38,7 @@ pub async fn update_function(lambda: &impl FunctionApi, input: UpdateInput) -> R
         }
         UpdateDecision::UpdateCode => {
             let revision = current.as_ref().map(|f| f.revision_id.as_str()).unwrap_or_default();
-            lambda
-                .update_code(&t.function, &plan.image_uri, t.configuration.architecture.as_str(), revision)
-                .await?;
+            lambda.update_code(&t.function, &plan.image_uri, t.configuration.architecture.as_str(), revision).await?;
             UpdateAction::Code
         }
         UpdateDecision::Nothing => UpdateAction::None,

@@ -1,0 +1,254 @@
+//! `deployctl`: the operator's command line.
+//!
+//! Targets live in the deployer stack's DynamoDB table (`<stack>-targets`); `target apply` validates a
+//! spec file and stores it there, which is how a function comes under the deployer's management.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use deployer_aws::watch::ExecutionReader;
+use deployer_aws::{step, DynamoTargetStore, SfnExecutions};
+use deployer_core::ids::{FunctionName, ImageDigest, Version};
+use deployer_core::plan::{ExecutionInput, RollbackRequest};
+use deployer_core::ports::{Executions, StartOutcome, TargetStore};
+use deployer_core::{decisions, spec};
+
+#[derive(Parser)]
+#[command(name = "deployctl", version, about = "Operate the Lambda deployer")]
+struct Cli {
+    /// The deployer's CloudFormation stack name; its targets table is `<stack>-targets`.
+    #[arg(long, global = true, default_value = "lambda-deployer", env = "DEPLOYER_STACK")]
+    stack: String,
+    /// The targets table, when it is not `<stack>-targets`.
+    #[arg(long, global = true, env = "DEPLOYER_TARGETS_TABLE")]
+    table: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Deployment targets: which function is deployed from which repository, and how.
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Follow an execution state by state until it ends; exit 0 if it ended as expected.
+    Watch {
+        /// The execution's ARN.
+        #[arg(long, conflicts_with_all = ["function", "digest"])]
+        execution: Option<String>,
+        /// With --digest: the deployment a push of that image to this function's repository starts.
+        #[arg(long, requires = "digest")]
+        function: Option<String>,
+        #[arg(long, requires = "function")]
+        digest: Option<String>,
+        /// How the execution must end for a zero exit code.
+        #[arg(long, value_enum, default_value = "succeeded")]
+        expect: Expect,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Roll a function's alias back (to --to, else to the version it served before) and verify it.
+    Rollback {
+        function: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Expect {
+    Succeeded,
+    Failed,
+    Any,
+}
+
+#[derive(Subcommand)]
+enum TargetCommand {
+    /// Check a spec file without storing it.
+    Validate { spec: PathBuf },
+    /// Validate a spec file and store it (creating or replacing the target).
+    Apply { spec: PathBuf },
+    /// List the targets.
+    List,
+    /// Print one target's spec.
+    Show { function: String },
+    /// Stop managing a function (the function itself is left as it is).
+    Delete { function: String },
+}
+
+fn read_spec(path: &PathBuf) -> anyhow::Result<spec::TargetSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(spec::parse(&text).with_context(|| format!("{} is not a valid target spec", path.display()))?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let table = cli.table.clone().unwrap_or_else(|| format!("{}-targets", cli.stack));
+    let store = || async {
+        let sdk = step::sdk_config().await;
+        DynamoTargetStore::from_sdk(&sdk, &table)
+    };
+    match cli.command {
+        Command::Target(TargetCommand::Validate { spec }) => {
+            let s = read_spec(&spec)?;
+            println!(
+                "{}: valid target for {} (repository {}, alias {})",
+                spec.display(),
+                s.function,
+                s.repository,
+                s.alias
+            );
+        }
+        Command::Target(TargetCommand::Apply { spec }) => {
+            let s = read_spec(&spec)?;
+            store().await.put(&s).await.with_context(|| format!("cannot store the target in {table}"))?;
+            println!(
+                "target {} applied: pushes to {} matching {:?} deploy to alias {}",
+                s.function, s.repository, s.tag_pattern, s.alias
+            );
+        }
+        Command::Target(TargetCommand::List) => {
+            let targets = store().await.list().await.with_context(|| format!("cannot list {table}"))?;
+            if targets.is_empty() {
+                println!("no targets in {table}; add one with `deployctl target apply <spec.json>`");
+            }
+            for t in targets {
+                println!("{}\t{}\t{}\t{}", t.function, t.repository, t.tag_pattern, t.alias);
+            }
+        }
+        Command::Target(TargetCommand::Show { function }) => {
+            let name = FunctionName::parse(&function)?;
+            match store().await.get(&name).await? {
+                Some(t) => println!("{}", serde_json::to_string_pretty(&t)?),
+                None => bail!("no target named {function} in {table}"),
+            }
+        }
+        Command::Target(TargetCommand::Delete { function }) => {
+            let name = FunctionName::parse(&function)?;
+            let store = store().await;
+            if store.get(&name).await?.is_none() {
+                bail!("no target named {function} in {table}");
+            }
+            store.delete(&name).await?;
+            println!("target {function} deleted; the function and its alias are unchanged");
+        }
+        Command::Watch { execution, function, digest, expect, timeout } => {
+            let sdk = step::sdk_config().await;
+            let reader = ExecutionReader::from_sdk(&sdk);
+            let arn = match (execution, function, digest) {
+                (Some(arn), _, _) => arn,
+                (None, Some(f), Some(d)) => {
+                    let f = FunctionName::parse(&f)?;
+                    let d = ImageDigest::parse(&d)?;
+                    let sm = state_machine(&reader, &cli.stack).await?;
+                    execution_arn(&sm, &decisions::execution_name(&f, &d))
+                }
+                _ => bail!("name the execution: --execution ARN, or --function NAME --digest sha256:..."),
+            };
+            watch(&reader, &arn, expect, timeout).await?;
+        }
+        Command::Rollback { function, to, reason } => {
+            let sdk = step::sdk_config().await;
+            let reader = ExecutionReader::from_sdk(&sdk);
+            let sm = state_machine(&reader, &cli.stack).await?;
+            let request = ExecutionInput::Rollback(RollbackRequest {
+                action: None,
+                function: FunctionName::parse(&function)?,
+                to_version: to.as_deref().map(Version::parse).transpose()?,
+                reason,
+            });
+            let name = format!("rollback-{}-{}", function, deployer_core::steps::now_ms());
+            let input = serde_json::to_string(&request)?;
+            let arn = match SfnExecutions::from_sdk(&sdk, &sm).start(&name, &input).await? {
+                StartOutcome::Started { execution_arn } => execution_arn,
+                StartOutcome::AlreadyStarted => execution_arn(&sm, &name),
+            };
+            println!("started {arn}");
+            watch(&reader, &arn, Expect::Succeeded, 600).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn state_machine(reader: &ExecutionReader, stack: &str) -> anyhow::Result<String> {
+    let name = format!("{stack}-deploy");
+    reader
+        .state_machine_arn(&name)
+        .await?
+        .with_context(|| format!("no state machine named {name}: is the deployer stack {stack} deployed? (--stack)"))
+}
+
+fn execution_arn(state_machine: &str, name: &str) -> String {
+    format!("{}:{name}", state_machine.replacen(":stateMachine:", ":execution:", 1))
+}
+
+/// Print each state as the execution enters it, then how it ended.
+async fn watch(reader: &ExecutionReader, arn: &str, expect: Expect, timeout: u64) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(timeout);
+    let mut last = 0;
+    let mut first_ms = None;
+    loop {
+        let Some(view) = reader.describe(arn).await? else {
+            if started.elapsed() > limit {
+                bail!("no execution {arn} after {timeout} s: was the push seen by the deployer?");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            continue;
+        };
+        for step in reader.history(arn, last).await? {
+            last = step.id;
+            let t0 = *first_ms.get_or_insert(step.at_ms);
+            let at = (step.at_ms - t0) as f64 / 1000.0;
+            match (&step.state, &step.detail) {
+                (Some(state), _) if step.kind.ends_with("StateEntered") => println!("  {at:>6.1}s  {state}"),
+                (_, Some(detail)) => println!("  {at:>6.1}s    ! {}: {detail}", step.kind),
+                _ => {}
+            }
+        }
+        if view.status != "RUNNING" {
+            let detail = match view.status.as_str() {
+                "SUCCEEDED" => view.output.unwrap_or_default(),
+                _ => format!("{}: {}", view.error.unwrap_or_default(), view.cause.unwrap_or_default()),
+            };
+            println!("{}: {detail}", view.status);
+            let ok = match expect {
+                Expect::Succeeded => view.status == "SUCCEEDED",
+                Expect::Failed => view.status == "FAILED",
+                Expect::Any => true,
+            };
+            if !ok {
+                bail!(
+                    "execution ended {} (expected {})",
+                    view.status,
+                    match expect {
+                        Expect::Succeeded => "SUCCEEDED",
+                        Expect::Failed => "FAILED",
+                        Expect::Any => "any",
+                    }
+                );
+            }
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!("execution {arn} still running after {timeout} s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("deployctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! [`ImageRegistry`] over ECR.
+
+use aws_sdk_ecr::types::ImageIdentifier;
+use deployer_core::ids::{ImageDigest, RepositoryName};
+use deployer_core::ports::{ImageInfo, ImageRegistry, Result};
+use deployer_core::DeployError;
+
+use crate::errors::{aws_message, is_not_found, to_deploy_error, Call, ECR};
+
+/// The account's ECR registry in one region.
+#[derive(Debug, Clone)]
+pub struct EcrRegistry {
+    client: aws_sdk_ecr::Client,
+    /// The region in image URIs (`<account>.dkr.ecr.<region>.amazonaws.com/<repository>`).
+    region: String,
+}
+
+impl EcrRegistry {
+    pub fn new(client: aws_sdk_ecr::Client, region: impl Into<String>) -> Self {
+        EcrRegistry { client, region: region.into() }
+    }
+}
+
+impl ImageRegistry for EcrRegistry {
+    async fn describe_image(&self, repository: &RepositoryName, digest: &ImageDigest) -> Result<Option<ImageInfo>> {
+        let result = self
+            .client
+            .describe_images()
+            .repository_name(repository.as_str())
+            .image_ids(ImageIdentifier::builder().image_digest(digest.as_str()).build())
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_repository_not_found_exception() => {
+                    return Err(DeployError::invalid(format!(
+                        "repository {repository} does not exist in this account/region ({}): {}",
+                        self.region,
+                        aws_message(s)
+                    )))
+                }
+                _ => {
+                    let resource = format!("{repository}@{digest}");
+                    return Err(to_deploy_error(
+                        e,
+                        Call { service: ECR, operation: "DescribeImages", resource: &resource },
+                    ));
+                }
+            },
+        };
+        let Some(detail) = out.image_details().first() else {
+            return Ok(None);
+        };
+        let registry = detail.registry_id().ok_or_else(|| DeployError::AwsRefused {
+            service: ECR,
+            operation: "DescribeImages",
+            message: format!("{repository}@{digest}: the answer has no registryId"),
+        })?;
+        Ok(Some(ImageInfo {
+            digest: digest.clone(),
+            tags: detail.image_tags().to_vec(),
+            manifest_media_type: detail.image_manifest_media_type().map(str::to_string),
+            repository_uri: format!("{registry}.dkr.ecr.{}.amazonaws.com/{repository}", self.region),
+        }))
+    }
+}

@@ -1,0 +1,14 @@
+//! Layer-2 tests (STYLE.md section 7): every step of the deployer over hand-written fakes of its ports.
+//! One module per area; the fakes and fixtures are in `tests/fakes`.
+
+#[path = "../fakes/mod.rs"]
+mod fakes;
+
+mod check_ready;
+mod prepare;
+mod publish;
+mod rollback;
+mod shift;
+mod smoke;
+mod trigger;
+mod update;

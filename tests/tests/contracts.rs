@@ -1,0 +1,159 @@
+//! Contracts between the state machine, the template and the code: every substitution is provided,
+//! every Task retries Lambda's service errors, every error name the ASL matches is one the code
+//! produces, and names run through every layer (crate, SAM resource, substitution, state).
+
+use std::collections::BTreeSet;
+
+use deployer_core::DeployError;
+use deployer_tests::fixture::workspace_root;
+use serde_json::Value;
+
+fn asl() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(workspace_root().join("statemachine/deploy.asl.json")).unwrap())
+        .unwrap()
+}
+
+fn template() -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap()).unwrap()
+}
+
+fn resources() -> serde_yaml::Mapping {
+    template()["Resources"].as_mapping().unwrap().clone()
+}
+
+fn states() -> Vec<(String, Value)> {
+    asl()["States"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[test]
+fn every_substitution_in_the_asl_is_provided_by_the_template_and_none_is_unused() {
+    let text = std::fs::read_to_string(workspace_root().join("statemachine/deploy.asl.json")).unwrap();
+    let used: BTreeSet<String> =
+        text.split("${").skip(1).map(|rest| rest.split('}').next().unwrap().to_string()).collect();
+    let res = resources();
+    let sm = res.values().find(|r| r["Type"] == "AWS::Serverless::StateMachine").expect("a state machine");
+    let provided: BTreeSet<String> = sm["Properties"]["DefinitionSubstitutions"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert!(!used.is_empty());
+    assert_eq!(used, provided, "ASL placeholders vs DefinitionSubstitutions");
+    assert!(!text.contains("arn:aws:lambda"), "the ASL holds no ARNs");
+}
+
+#[test]
+fn every_task_retries_lambda_service_errors_and_every_step_after_prepare_rolls_back() {
+    let required = [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ];
+    let mut tasks = 0;
+    for (name, state) in states() {
+        if state["Type"] != "Task" {
+            continue;
+        }
+        tasks += 1;
+        let retried: BTreeSet<&str> = state["Retry"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no Retry"))
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()))
+            .collect();
+        for e in required {
+            assert!(retried.contains(e), "{name} does not retry {e}");
+        }
+        for r in state["Retry"].as_array().unwrap() {
+            assert!(r["BackoffRate"].as_f64().unwrap() > 1.0, "{name}: retries back off");
+        }
+        let catch = state["Catch"].as_array().unwrap_or_else(|| panic!("{name} has no Catch"));
+        let all = catch.iter().find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"));
+        let next =
+            all.unwrap_or_else(|| panic!("{name} does not catch States.ALL"))["Next"].as_str().unwrap().to_string();
+        let expected = match name.as_str() {
+            "Prepare" => "Rejected",
+            "Roll Back" | "Manual Rollback" => "Rollback Failed",
+            _ => "Roll Back",
+        };
+        assert_eq!(next, expected, "{name}'s failures go to {expected}");
+    }
+    assert_eq!(tasks, 8);
+}
+
+#[test]
+fn every_error_name_the_asl_matches_is_one_the_code_produces() {
+    for (name, state) in states() {
+        for clause in ["Retry", "Catch"] {
+            for rule in state[clause].as_array().into_iter().flatten() {
+                for e in rule["ErrorEquals"].as_array().unwrap() {
+                    let e = e.as_str().unwrap();
+                    let known = e.starts_with("States.") || e.starts_with("Lambda.") || DeployError::NAMES.contains(&e);
+                    assert!(known, "{name}: {clause} matches {e}, which no step produces");
+                }
+            }
+        }
+    }
+    // And the transient ones are exactly the ones retried in place.
+    let retried: BTreeSet<&str> = DeployError::NAMES
+        .iter()
+        .copied()
+        .filter(|n| ["UpdateInProgress", "PreconditionFailed", "Throttled", "AwsUnavailable"].contains(n))
+        .collect();
+    for (name, state) in states() {
+        if state["Type"] == "Task" {
+            let listed: BTreeSet<&str> =
+                state["Retry"][1]["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+            assert_eq!(listed, retried, "{name}");
+        }
+    }
+}
+
+#[test]
+fn names_run_through_crate_resource_substitution_and_state() {
+    let res = resources();
+    let layers = [
+        ("prepare", "PrepareFunction", "PrepareFunctionArn", "Prepare"),
+        ("update-code", "UpdateCodeFunction", "UpdateCodeFunctionArn", "Update Function"),
+        ("check-ready", "CheckReadyFunction", "CheckReadyFunctionArn", "Check Ready"),
+        ("smoke-test", "SmokeTestFunction", "SmokeTestFunctionArn", "Smoke Test"),
+        ("publish-version", "PublishVersionFunction", "PublishVersionFunctionArn", "Publish Version"),
+        ("shift-alias", "ShiftAliasFunction", "ShiftAliasFunctionArn", "Shift Alias"),
+        ("rollback", "RollbackFunction", "RollbackFunctionArn", "Roll Back"),
+    ];
+    let all_states: Vec<(String, Value)> = states();
+    for (krate, resource, substitution, state) in layers {
+        assert!(workspace_root().join("functions").join(krate).join("Cargo.toml").exists(), "crate {krate}");
+        let r = &res[resource];
+        assert_eq!(r["Type"], "AWS::Serverless::Function", "{resource}");
+        assert_eq!(r["Properties"]["CodeUri"].as_str(), Some(format!("target/lambda/{krate}/").as_str()));
+        let s = all_states.iter().find(|(n, _)| n == state).unwrap_or_else(|| panic!("state {state}"));
+        assert_eq!(s.1["Parameters"]["FunctionName"], format!("${{{substitution}}}"), "{state}");
+    }
+    // The trigger is not a state: EventBridge invokes it.
+    assert!(workspace_root().join("functions/trigger/Cargo.toml").exists());
+    assert_eq!(res["TriggerFunction"]["Properties"]["CodeUri"].as_str(), Some("target/lambda/trigger/"));
+}
+
+#[test]
+fn every_function_logs_json_to_its_own_group_with_retention() {
+    let res = resources();
+    let globals = &template()["Globals"]["Function"]["LoggingConfig"];
+    assert_eq!(globals["LogFormat"].as_str(), Some("JSON"));
+    for (name, r) in &res {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let group = r["Properties"]["LoggingConfig"]["LogGroup"].clone();
+        let group_name = match group {
+            serde_yaml::Value::Tagged(t) => t.value.as_str().unwrap().to_string(),
+            other => panic!("{name}: LogGroup should be !Ref <LogGroup>, is {other:?}"),
+        };
+        let lg = &res[group_name.as_str()];
+        assert_eq!(lg["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert!(!lg["Properties"]["RetentionInDays"].is_null(), "{name}: retention");
+    }
+}
