@@ -16,7 +16,7 @@ pub async fn rollback(
     match input {
         RollbackInput::Automatic { plan, error } => {
             let t = &plan.target;
-            let what_failed = format!("{} failed: {}", error.error, error.message());
+            let what_failed = format!("Deployment failed ({}): {}", error.error, error.message());
             let Some(previous) = plan.previous_version.clone() else {
                 let cause = format!(
                     "{what_failed}. No version was being served before this deployment (alias {} did not exist), \

@@ -78,6 +78,11 @@ async fn a_change_after_the_smoke_test_is_refused() {
     // THEN Lambda refuses the stale RevisionId, and no version is created
     assert!(matches!(err, DeployError::PreconditionFailed { .. }), "{err:?}");
     assert_eq!(lambda.version_numbers(FN), [1]);
+
+    // AND a retry of the same input is refused the same way: only a new smoke test can publish
+    let again = publish_version(&lambda, input(&smoke)).await.unwrap_err();
+    assert!(matches!(again, DeployError::PreconditionFailed { .. }), "{again:?}");
+    assert_eq!(lambda.version_numbers(FN), [1]);
 }
 
 #[tokio::test]

@@ -145,20 +145,40 @@ async fn with_no_previous_version_nothing_is_touched_and_the_cause_says_nothing_
     // THEN no alias is read, created or moved, nothing is invoked, and the cause says no traffic was affected
     assert!(lambda.calls().is_empty(), "{:?}", lambda.calls());
     assert_eq!(lambda.alias(FN, "live"), None);
-    assert_eq!(
-        out,
-        RolledBack {
-            function: fname(FN),
-            alias: "live".into(),
-            from_version: None,
-            to_version: None,
-            verified_cases: 0,
-            cause: format!(
-                "SmokeTestFailed failed: {failure}. No version was being served before this deployment (alias live did \
-                 not exist), so no traffic was affected; $LATEST keeps the failed image for inspection."
-            ),
-        }
+    let RolledBack { function, alias, from_version, to_version, verified_cases, cause } = out;
+    assert_eq!((function, alias.as_str()), (fname(FN), "live"));
+    assert_eq!((from_version, to_version, verified_cases), (None, None, 0));
+    assert!(cause.contains("SmokeTestFailed") && cause.contains(&failure.to_string()), "{cause}");
+    assert!(
+        cause.ends_with(&format!(
+            "{failure}. No version was being served before this deployment (alias live did not exist), so no \
+             traffic was affected; $LATEST keeps the failed image for inspection."
+        )),
+        "{cause}"
     );
+}
+
+/// The plan had no previous version, but the deployment got as far as creating the alias (Shift Alias's
+/// CreateAlias went through, its response was lost, the retries ran out).
+#[tokio::test]
+#[ignore = "BUG: with no previous version the rollback never reads the alias, and says it did not exist (see the report)"]
+async fn an_alias_created_by_the_failed_deployment_is_not_reported_as_absent() {
+    // GIVEN a first deployment that created the alias on version 1 before failing
+    let lambda = FakeLambda::new();
+    let one = lambda.seed_release(&spec(), &v2());
+    lambda.seed_alias(&spec(), &one, &alias_description(None, &v2(), EXECUTION));
+    lambda.model(&v2(), good_model());
+    let store = FakeStore::with([spec()]);
+    let failure =
+        DeployError::AwsUnavailable { service: "lambda", message: "timeout after CreateAlias was sent".into() };
+
+    // WHEN the automatic rollback runs
+    let out = rollback(&lambda, &store, automatic(&plan(spec(), v2(), false, None), &failure)).await.unwrap();
+
+    // THEN the cause tells the truth: the alias exists and serves version 1
+    assert_eq!(lambda.count("GetAlias"), 1);
+    assert!(!out.cause.contains("did not exist"), "{}", out.cause);
+    assert!(out.cause.contains("version 1"), "{}", out.cause);
 }
 
 #[tokio::test]
@@ -217,11 +237,8 @@ async fn a_cause_that_is_not_lambda_json_is_quoted_as_is() {
     let out = rollback(&lambda, &store, input).await.unwrap();
 
     // THEN the cause carries the error name and the plain cause
-    assert!(
-        out.cause.starts_with("States.Timeout failed: Task timed out after 60 seconds. Rolled back:"),
-        "{}",
-        out.cause
-    );
+    assert!(out.cause.contains("States.Timeout"), "{}", out.cause);
+    assert!(out.cause.contains("Task timed out after 60 seconds. Rolled back:"), "{}", out.cause);
 }
 
 // ---- manual ----

@@ -114,7 +114,7 @@ async fn a_bad_image_on_latest_fails_while_the_live_version_answers_right() {
 /// The documented contract of SmokeTestFailed is that `report` lists every mismatch; when the warm-up
 /// (which is the first case) fails, the cases are not run, so the other cases' mismatches are missing.
 #[tokio::test]
-#[ignore = "run_cases skips every case when the warm-up fails: the report names only the first case (see report)"]
+#[ignore = "BUG: run_cases skips every case when the warm-up fails, so the report names only the first case (see the report)"]
 async fn a_bad_image_is_reported_for_every_case_not_only_the_warm_up() {
     // GIVEN $LATEST runs an image that answers every case wrongly
     let lambda = candidate(&v2(), flipped_model());

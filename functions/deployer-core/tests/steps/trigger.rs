@@ -76,6 +76,21 @@ async fn a_duplicate_event_is_reported_and_starts_nothing_twice() {
 }
 
 #[tokio::test]
+async fn a_second_tag_on_the_same_digest_is_a_duplicate() {
+    // GIVEN sha-2222222 was pushed and its deployment started
+    let store = FakeStore::with([spec()]);
+    let executions = FakeExecutions::default();
+    run(&store, &executions, &ecr_event(REPO, &v2(), "sha-2222222")).await.unwrap();
+
+    // WHEN the same image is pushed again under another matching tag
+    let report = run(&store, &executions, &ecr_event(REPO, &v2(), "sha-2222222abcdef")).await.unwrap();
+
+    // THEN the execution name depends on the digest only: nothing new starts
+    assert_eq!(report.duplicates, [FN]);
+    assert_eq!(executions.started().len(), 1);
+}
+
+#[tokio::test]
 async fn a_tag_that_does_not_match_is_ignored_with_the_reason() {
     // GIVEN a target that deploys only sha-* tags
     let store = FakeStore::with([spec()]);
