@@ -38,6 +38,7 @@ step() {
 step "rustfmt" cargo fmt --all -- --check
 step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-image .ci/run tests/scripts/*.sh
 step "ruff (local AWS)" bash -c "ruff check --quiet scripts/localaws && ruff format --check --quiet scripts/localaws"
+step "cfn-lint (template.yaml)" cfn-lint template.yaml
 step "clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # Local AWS on the spare port first: its own start/stop behaviour.

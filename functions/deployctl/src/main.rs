@@ -83,7 +83,7 @@ enum TargetCommand {
 
 fn read_spec(path: &PathBuf) -> anyhow::Result<spec::TargetSpec> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(spec::parse(&text).with_context(|| format!("{} is not a valid target spec", path.display()))?)
+    spec::parse(&text).with_context(|| format!("{} is not a valid target spec", path.display()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

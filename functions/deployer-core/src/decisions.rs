@@ -204,7 +204,8 @@ pub fn compare(expected: &Value, actual: &Value, tolerance: f64, path: &str, out
         }
         (Value::Number(e), Value::Number(a)) => {
             let (e, a) = (e.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
-            if !((e - a).abs() <= tolerance) {
+            // NaN on either side is a mismatch, hence the explicit `is_le` rather than `>`.
+            if !(e - a).abs().partial_cmp(&tolerance).is_some_and(|o| o.is_le()) {
                 out.push(format!("{path} is {a}, expected {e} (tolerance {tolerance})"));
             }
         }
@@ -430,7 +431,8 @@ mod tests {
     #[test]
     fn smoke_cases_report_every_mismatch() {
         let expect = json!({"classes": [1, 0], "probabilities": [[0.1, 0.9]], "model": "v1"});
-        let cases: Vec<(&str, SmokeCase, Invocation, Option<u64>, Vec<&str>)> = vec![
+        type Case<'a> = (&'a str, SmokeCase, Invocation, Option<u64>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "exact",
                 case(Some(expect.clone()), 0.0),

@@ -186,7 +186,7 @@ impl StepFailure {
 #[serde(tag = "mode", rename_all = "camelCase")]
 pub enum RollbackInput {
     /// After a failed deployment: put the alias back where it was and verify it.
-    Automatic { plan: Plan, error: StepFailure },
+    Automatic { plan: Box<Plan>, error: StepFailure },
     /// An operator's request.
     Manual { request: RollbackRequest },
 }

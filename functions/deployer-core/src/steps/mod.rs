@@ -17,7 +17,7 @@ pub use rollback::rollback;
 pub use shift::shift_alias;
 pub use smoke::{run_cases, smoke_test, SmokeRun};
 pub use trigger::{trigger, Ignored, Started, TriggerReport};
-pub use update::update_function;
+pub use update::{update_function, UpdateInput};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -58,6 +58,14 @@ pub async fn prepare(
         Some(_) => lambda.get_alias(&target.function, &target.alias).await?,
         None => None,
     };
+    if let Some(a) = &alias {
+        if Version::parse(&a.version).is_err() {
+            return Err(DeployError::invalid(format!(
+                "alias {} of {} points at {:?}, not a published version: updating $LATEST would put the untested                  image behind it. Point the alias at a published version (aws lambda update-alias) and deploy again",
+                target.alias, target.function, a.version
+            )));
+        }
+    }
     let previous_version = alias.as_ref().and_then(|a| Version::parse(&a.version).ok());
     let mut already_live = false;
     if let (Some(a), Some(v)) = (&alias, &previous_version) {

@@ -18,10 +18,16 @@ pub async fn rollback(
             let t = &plan.target;
             let what_failed = format!("Deployment failed ({}): {}", error.error, error.message());
             let Some(previous) = plan.previous_version.clone() else {
+                let now = match lambda.get_alias(&t.function, &t.alias).await? {
+                    None => format!("alias {} does not exist, so no traffic was affected", t.alias),
+                    Some(a) => format!(
+                        "alias {} now exists on version {} (created by this deployment): check it before sending traffic",
+                        t.alias, a.version
+                    ),
+                };
                 let cause = format!(
-                    "{what_failed}. No version was being served before this deployment (alias {} did not exist), \
-                     so no traffic was affected; $LATEST keeps the failed image for inspection.",
-                    t.alias
+                    "{what_failed}. No version was being served before this deployment; {now}. $LATEST keeps the \
+                     failed image for inspection."
                 );
                 tracing::warn!(function = %t.function, %cause, "nothing to roll back");
                 return Ok(RolledBack {

@@ -19,7 +19,12 @@ pub async fn shift_alias(lambda: &impl FunctionApi, input: ShiftInput) -> Result
         }
         Some(a) if a.version == version.as_str() && a.additional.is_none() => (false, plan.previous_version.clone()),
         Some(a) => {
-            let previous = Version::parse(&a.version).ok();
+            // A weighted alias already led by this version: what it served before is the plan's record.
+            let previous = if a.version == version.as_str() {
+                plan.previous_version.clone()
+            } else {
+                Version::parse(&a.version).ok()
+            };
             let description = alias_description(previous.as_ref(), &plan.image_digest, &input.execution);
             lambda.update_alias(&t.function, &t.alias, version, &description, &a.revision_id).await?;
             (true, previous)

@@ -13,8 +13,9 @@ pub struct SmokeRun {
     pub failures: Vec<String>,
 }
 
-/// One warm-up invocation (judged for correctness only: it pays the cold start), then every case,
-/// each judged for its answer and its latency.
+/// One warm-up invocation (not judged: it pays the cold start, and the first case runs again warm),
+/// then every case, each judged for its answer and its latency. Every case runs, so the report names
+/// every mismatch.
 pub async fn run_cases(
     lambda: &impl FunctionApi,
     function: &FunctionName,
@@ -25,18 +26,14 @@ pub async fn run_cases(
     let mut warmup_ms = 0;
     if let Some(first) = smoke.cases.first() {
         let body = serde_json::to_vec(&first.payload).unwrap_or_default();
-        let got = lambda.invoke(function, qualifier, &body).await?;
-        warmup_ms = got.latency_ms;
-        failures.extend(judge_case(first, &got, None).into_iter().map(|f| format!("warm-up {f}")));
+        warmup_ms = lambda.invoke(function, qualifier, &body).await?.latency_ms;
     }
     let mut cases = Vec::new();
-    if failures.is_empty() {
-        for case in &smoke.cases {
-            let body = serde_json::to_vec(&case.payload).unwrap_or_default();
-            let got = lambda.invoke(function, qualifier, &body).await?;
-            failures.extend(judge_case(case, &got, smoke.latency_budget_ms));
-            cases.push(CaseResult { name: case.name.clone(), latency_ms: got.latency_ms });
-        }
+    for case in &smoke.cases {
+        let body = serde_json::to_vec(&case.payload).unwrap_or_default();
+        let got = lambda.invoke(function, qualifier, &body).await?;
+        failures.extend(judge_case(case, &got, smoke.latency_budget_ms));
+        cases.push(CaseResult { name: case.name.clone(), latency_ms: got.latency_ms });
     }
     Ok(SmokeRun { warmup_ms, cases, failures })
 }

@@ -8,6 +8,11 @@
 //!   can be made to fail, and a concurrent change can be injected just before the n-th call of a method.
 //! - [`FakeStore`], [`FakeRegistry`], [`FakeExecutions`]: small in-memory stand-ins for DynamoDB, ECR and
 //!   Step Functions.
+//!
+//! The fake's errors are those deployer-aws maps Lambda's to: ResourceConflictException (an update in progress,
+//! or "already exists") -> UpdateInProgress; PreconditionFailedException -> PreconditionFailed; a
+//! ResourceNotFoundException on anything but a read -> AwsRefused; a CodeSha256 mismatch -> AwsRefused.
+//! Reads of something missing answer `None`. Assumed: $LATEST's RevisionId also changes when an update ends.
 
 // Shared by every test module of the binary; each uses a subset.
 #![allow(dead_code)]
@@ -267,8 +272,9 @@ fn lambda_conflict(name: &str, state: &FunctionState) -> DeployError {
     }
 }
 
-fn not_found(what: &'static str, message: String) -> DeployError {
-    DeployError::NotFound { what, message }
+/// Lambda's ResourceNotFoundException on a call that is not a read: deployer-aws refuses it (AwsRefused).
+fn not_found(operation: &'static str, message: String) -> DeployError {
+    DeployError::AwsRefused { service: "Lambda", operation, message }
 }
 
 /// What Lambda reports for a configuration set from `d`.
@@ -293,7 +299,7 @@ fn current_from(d: &DesiredConfig, function: &str, architecture: &str) -> Curren
 fn sha_of_uri(uri: &str) -> Result<String, DeployError> {
     uri.split_once('@').and_then(|(_, d)| ImageDigest::parse(d).ok()).map(|d| d.hex().to_string()).ok_or_else(|| {
         DeployError::AwsRefused {
-            service: "lambda",
+            service: "Lambda",
             operation: "UpdateFunctionCode",
             message: format!("fake Lambda: image URI {uri} carries no digest"),
         }
@@ -314,8 +320,8 @@ impl LambdaWorld {
         self.functions.get_mut(name).unwrap_or_else(|| panic!("fake Lambda has no function {name}"))
     }
 
-    fn existing(&mut self, name: &str) -> Result<&mut FakeFunction, DeployError> {
-        self.functions.get_mut(name).ok_or_else(|| not_found("function", format!("Function not found: {name}")))
+    fn existing(&mut self, name: &str, op: &'static str) -> Result<&mut FakeFunction, DeployError> {
+        self.functions.get_mut(name).ok_or_else(|| not_found(op, format!("Function not found: {name}")))
     }
 
     /// The next `n` calls of `op` fail with `error`; from a [`FakeLambda::before_call`] hook, this one.
@@ -371,9 +377,9 @@ impl LambdaWorld {
 
     fn create(&mut self, name: &FunctionName, uri: &str, d: &DesiredConfig) -> Result<FunctionState, DeployError> {
         if self.functions.contains_key(name.as_str()) {
-            return Err(DeployError::AwsRefused {
-                service: "lambda",
-                operation: "CreateFunction",
+            // ResourceConflictException, which deployer-aws reads as UpdateInProgress.
+            return Err(DeployError::UpdateInProgress {
+                resource: name.to_string(),
                 message: format!("Function already exist: {name}"),
             });
         }
@@ -403,8 +409,8 @@ impl LambdaWorld {
     }
 
     /// The preconditions of every write to $LATEST: no update in progress, and the caller's RevisionId.
-    fn writable(&mut self, name: &str, revision_id: &str) -> Result<(), DeployError> {
-        let f = self.existing(name)?;
+    fn writable(&mut self, name: &str, revision_id: &str, op: &'static str) -> Result<(), DeployError> {
+        let f = self.existing(name, op)?;
         let l = &f.latest;
         if l.state == LambdaState::Pending || l.last_update == UpdateStatus::InProgress {
             return Err(lambda_conflict(name, l));
@@ -424,7 +430,7 @@ impl LambdaWorld {
         d: &DesiredConfig,
         rev_in: &str,
     ) -> Result<FunctionState, DeployError> {
-        self.writable(name, rev_in)?;
+        self.writable(name, rev_in, "UpdateFunctionConfiguration")?;
         let rev = self.revision();
         let l = &mut self.function_mut(name).latest;
         let architecture = l.config.architecture.clone();
@@ -436,7 +442,7 @@ impl LambdaWorld {
     }
 
     fn update_code(&mut self, name: &str, uri: &str, arch: &str, rev_in: &str) -> Result<FunctionState, DeployError> {
-        self.writable(name, rev_in)?;
+        self.writable(name, rev_in, "UpdateFunctionCode")?;
         let sha = sha_of_uri(uri)?;
         let rev = self.revision();
         let f = self.function_mut(name);
@@ -451,11 +457,11 @@ impl LambdaWorld {
     }
 
     fn publish(&mut self, name: &str, sha: &str, rev_in: &str, description: &str) -> Result<Version, DeployError> {
-        self.writable(name, rev_in)?;
+        self.writable(name, rev_in, "PublishVersion")?;
         let f = self.function(name);
         if f.latest.code_sha256 != sha {
             return Err(DeployError::AwsRefused {
-                service: "lambda",
+                service: "Lambda",
                 operation: "PublishVersion",
                 message: format!("CodeSha256 {sha} does not match $LATEST's {}", f.latest.code_sha256),
             });
@@ -477,10 +483,10 @@ impl LambdaWorld {
         Ok(version(&n.to_string()))
     }
 
-    fn check_version(&mut self, name: &str, v: &Version) -> Result<(), DeployError> {
-        let f = self.existing(name)?;
+    fn check_version(&mut self, name: &str, v: &Version, op: &'static str) -> Result<(), DeployError> {
+        let f = self.existing(name, op)?;
         if !f.versions.contains_key(&v.number()) {
-            return Err(not_found("version", format!("Function not found: {name}:{v}")));
+            return Err(not_found(op, format!("Function not found: {name}:{v}")));
         }
         Ok(())
     }
@@ -492,11 +498,11 @@ impl LambdaWorld {
         v: &Version,
         description: &str,
     ) -> Result<AliasState, DeployError> {
-        self.check_version(name, v)?;
+        self.check_version(name, v, "CreateAlias")?;
         if self.function(name).aliases.contains_key(alias) {
-            return Err(DeployError::AwsRefused {
-                service: "lambda",
-                operation: "CreateAlias",
+            // ResourceConflictException, which deployer-aws reads as UpdateInProgress.
+            return Err(DeployError::UpdateInProgress {
+                resource: format!("{name}:{alias}"),
                 message: format!("Alias already exists: {name}:{alias}"),
             });
         }
@@ -520,19 +526,19 @@ impl LambdaWorld {
         description: &str,
         rev_in: &str,
     ) -> Result<AliasState, DeployError> {
-        self.existing(name)?;
+        self.existing(name, "UpdateAlias")?;
         let current = self
             .function(name)
             .aliases
             .get(alias)
-            .ok_or_else(|| not_found("alias", format!("Alias not found: {name}:{alias}")))?;
+            .ok_or_else(|| not_found("UpdateAlias", format!("Alias not found: {name}:{alias}")))?;
         if current.revision_id != rev_in {
             return Err(DeployError::PreconditionFailed {
                 resource: format!("{name}:{alias}"),
                 message: format!("RevisionId {rev_in} given, the alias is at {}", current.revision_id),
             });
         }
-        self.check_version(name, v)?;
+        self.check_version(name, v, "UpdateAlias")?;
         let rev = self.revision();
         let a = self.function_mut(name).aliases.get_mut(alias).expect("checked above");
         a.version = v.to_string();
@@ -543,23 +549,20 @@ impl LambdaWorld {
     }
 
     fn invoke(&mut self, name: &str, qualifier: &str, payload: &[u8]) -> Result<Invocation, DeployError> {
-        let f = self.existing(name)?;
+        let f = self.existing(name, "Invoke")?;
         let executed = if qualifier == "$LATEST" || qualifier.bytes().all(|b| b.is_ascii_digit()) {
             qualifier.to_string()
         } else {
             f.aliases
                 .get(qualifier)
                 .map(|a| a.version.clone())
-                .ok_or_else(|| not_found("alias", format!("Function not found: {name}:{qualifier}")))?
+                .ok_or_else(|| not_found("Invoke", format!("Function not found: {name}:{qualifier}")))?
         };
         let state = if executed == "$LATEST" {
             f.latest.clone()
         } else {
             let n: u64 = executed.parse().unwrap_or(0);
-            f.versions
-                .get(&n)
-                .cloned()
-                .ok_or_else(|| not_found("version", format!("Function not found: {name}:{n}")))?
+            f.versions.get(&n).cloned().ok_or_else(|| not_found("Invoke", format!("Function not found: {name}:{n}")))?
         };
         if state.state == LambdaState::Pending {
             return Err(lambda_conflict(name, &state));

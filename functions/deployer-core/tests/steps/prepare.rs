@@ -241,7 +241,6 @@ async fn a_throttled_read_propagates() {
 /// An alias pointed at $LATEST (by hand) is read as "no previous version": the update step then changes the
 /// code the alias serves before the smoke test, and the automatic rollback says the alias did not exist.
 #[tokio::test]
-#[ignore = "BUG: Prepare accepts an alias on $LATEST as 'no previous version' (see the report)"]
 async fn an_alias_serving_latest_is_refused_before_anything_changes() {
     // GIVEN an alias that serves $LATEST
     let store = FakeStore::with([spec()]);
