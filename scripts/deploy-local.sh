@@ -3,7 +3,7 @@
 # build the step binaries, zip each as `bootstrap`, upload them to S3, translate the SAM template offline,
 # and create (or update) the CloudFormation stack.
 #
-#   scripts/deploy-local.sh [--stack NAME] [--repositories repo1,repo2] [--release]
+#   scripts/deploy-local.sh [--stack NAME] --repositories repo1,repo2 [--param KEY=VALUE]... [--release]
 #
 # Needs local AWS running (scripts/local-aws start). Prints the stack's outputs as KEY=VALUE lines.
 set -euo pipefail
@@ -11,12 +11,13 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-stack=lambda-deployer repositories="" profile=debug
+stack=lambda-deployer repositories="" profile=debug extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stack) stack=$2; shift 2 ;;
     --repositories) repositories=$2; shift 2 ;;
     --release) profile=release; shift ;;
+    --param) extra+=("$2"); shift 2 ;;
     *) die "unknown argument $1 (see the header of scripts/deploy-local.sh)" ;;
   esac
 done
@@ -60,9 +61,11 @@ say "translating template.yaml (aws-sam-translator)"
 out="$target_dir/local-stack"
 mkdir -p "$out"
 params=(--param "AllowedRepositories=$repositories")
+for p in "${extra[@]}"; do params+=(--param "$p"); done
 (cd scripts && python -m localaws.sam --template "$ROOT/template.yaml" --bucket "$bucket" "${params[@]}" "${code_keys[@]}") > "$out/$stack.json"
 
 cfn_params=("ParameterKey=AllowedRepositories,ParameterValue=\"$repositories\"")
+for p in "${extra[@]}"; do cfn_params+=("ParameterKey=${p%%=*},ParameterValue=${p#*=}"); done
 if aws cloudformation describe-stacks --stack-name "$stack" >/dev/null 2>&1; then
   say "updating stack $stack"
   aws cloudformation update-stack --stack-name "$stack" --template-body "file://$out/$stack.json" \

@@ -36,9 +36,13 @@ step() {
 }
 
 step "rustfmt" cargo fmt --all -- --check
-step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-image .ci/run tests/scripts/*.sh
-step "ruff (local AWS)" bash -c "ruff check --quiet scripts/localaws && ruff format --check --quiet scripts/localaws"
+step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-image scripts/build-ml-image .ci/run \
+  tests/scripts/*.sh
+step "ruff (Python)" bash -c "ruff check --quiet scripts/localaws examples && ruff format --check --quiet scripts/localaws examples"
 step "cfn-lint (template.yaml)" cfn-lint template.yaml
+step "actionlint (.github/workflows)" actionlint
+step "hadolint (Dockerfiles)" hadolint examples/ml-inference/Dockerfile tests/fixture-fn/Dockerfile
+step "model files = a fresh training" python examples/ml-inference/model/train.py --check
 step "clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # Local AWS on the spare port first: its own start/stop behaviour.

@@ -20,6 +20,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-duplicates",
     "e2e-not-allowed",
     "e2e-untargeted",
+    "e2e-ml-inference",
 ];
 
 #[derive(Debug, Clone)]
