@@ -50,7 +50,7 @@ step "local AWS lifecycle" bash tests/scripts/local_aws_lifecycle.sh
 
 scripts/local-aws start
 trap 'scripts/local-aws stop >/dev/null || true' EXIT
-step "cargo test" cargo test --workspace "${cargo_args[@]}"
+step "cargo test" cargo test --workspace --no-fail-fast "${cargo_args[@]}"
 
 echo
 say "summary"

@@ -186,7 +186,11 @@ pub fn judge_case(case: &SmokeCase, got: &Invocation, latency_budget_ms: Option<
 pub fn compare(expected: &Value, actual: &Value, tolerance: f64, path: &str, out: &mut Vec<String>) {
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
+            // Sorted, so the report reads the same whatever order serde_json's maps keep.
+            let mut keys: Vec<&String> = e.keys().collect();
+            keys.sort();
+            for k in keys {
+                let ev = &e[k];
                 match a.get(k) {
                     Some(av) => compare(ev, av, tolerance, &format!("{path}.{k}"), out),
                     None => out.push(format!("{path}.{k} is missing (expected {ev})")),

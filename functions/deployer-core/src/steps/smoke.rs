@@ -58,7 +58,7 @@ pub async fn smoke_test(lambda: &impl FunctionApi, input: PlanInput) -> Result<S
         tracing::warn!(function = %t.function, failures = ?run.failures, "smoke test failed");
         return Err(DeployError::SmokeTestFailed {
             function: t.function.to_string(),
-            report: format!("{} problem(s): {}", run.failures.len(), run.failures.join("; ")),
+            report: summarize(&run.failures),
         });
     }
     let after = lambda.get_function(&t.function, None).await?.ok_or_else(missing)?;
@@ -75,4 +75,15 @@ pub async fn smoke_test(lambda: &impl FunctionApi, input: PlanInput) -> Result<S
         warmup_ms: run.warmup_ms,
         cases: run.cases,
     })
+}
+
+/// The first problems in full, then a count: a cause stays readable (and under Step Functions' limits)
+/// when a bad model gets every number wrong.
+pub(crate) fn summarize(failures: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut out = format!("{} problem(s): {}", failures.len(), failures[..failures.len().min(SHOWN)].join("; "));
+    if failures.len() > SHOWN {
+        out.push_str(&format!("; and {} more", failures.len() - SHOWN));
+    }
+    out
 }
