@@ -268,6 +268,19 @@ async fn an_update_whose_code_cannot_start_fails_with_a_reason() {
     let reason = cfg.last_update_status_reason().unwrap_or_default();
     assert!(reason.contains("Runtime.ExitError") && reason.contains("exit status 3"), "{reason}");
 
+    // A runtime that reports its failed init through /runtime/init/error: the reason carries its error type.
+    aws.lambda
+        .update_function_configuration()
+        .function_name(&name)
+        .environment(Environment::builder().variables("FIXTURE_INIT", "report").build())
+        .send()
+        .await
+        .unwrap();
+    let cfg = wait::function_settled(&aws.lambda, &name).await;
+    assert_eq!(cfg.last_update_status(), Some(&LastUpdateStatus::Failed), "{cfg:?}");
+    let reason = cfg.last_update_status_reason().unwrap_or_default();
+    assert!(reason.contains("Fixture.InitError") && reason.contains("told to fail its init"), "{reason}");
+
     // An image that is not in the repository is refused at once, naming it.
     let missing = aws
         .lambda

@@ -3,7 +3,8 @@
 //! What it does is chosen by the event, so one binary exercises every path of the Runtime API:
 //! `{"echo": x}` answers `x` with the invocation's context; `{"sleepMs": n}` takes n ms (timeouts);
 //! `{"fail": {"type": t, "message": m}}` is a handler error of type `t`; `{"exit": code}` ends the process
-//! mid-invocation; `{"print": s}` writes `s` to stdout (logs). `FIXTURE_INIT=exit` makes init fail, and
+//! mid-invocation; `{"print": s}` writes `s` to stdout (logs). `FIXTURE_INIT=exit` makes init fail by
+//! exiting, `FIXTURE_INIT=report` by reporting to the Runtime API's `/runtime/init/error`, and
 //! `FIXTURE_VARIANT` is echoed back so tests can tell two builds or configurations apart, and
 //! `FIXTURE_BROKEN` (any value) makes it answer every echo wrongly, as a bad build would.
 
@@ -61,12 +62,35 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Failure> {
     }))
 }
 
+/// Report a failed init through the Runtime API's `/runtime/init/error`, as a runtime does.
+fn report_init_error(kind: &str, message: &str) {
+    use std::io::{Read, Write};
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else { return };
+    let body = json!({"errorType": kind, "errorMessage": message}).to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\nLambda-Runtime-Function-Error-Type: {kind}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if let Ok(mut stream) = std::net::TcpStream::connect(&api) {
+        let _ = stream.write_all(request.as_bytes());
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    if std::env::var("FIXTURE_INIT").as_deref() == Ok("exit") {
-        eprintln!("fixture: FIXTURE_INIT=exit, failing init on purpose");
-        std::process::exit(3);
+    match std::env::var("FIXTURE_INIT").as_deref() {
+        Ok("exit") => {
+            eprintln!("fixture: FIXTURE_INIT=exit, failing init on purpose");
+            std::process::exit(3);
+        }
+        Ok("report") => {
+            report_init_error("Fixture.InitError", "the fixture was told to fail its init");
+            std::process::exit(1);
+        }
+        _ => {}
     }
     lambda_runtime::run(service_fn(handle)).await
 }
