@@ -74,13 +74,15 @@ fn every_task_retries_lambda_service_errors_and_every_step_after_prepare_rolls_b
         let next =
             all.unwrap_or_else(|| panic!("{name} does not catch States.ALL"))["Next"].as_str().unwrap().to_string();
         let expected = match name.as_str() {
-            "Prepare" => "Rejected",
-            "Roll Back" | "Manual Rollback" => "Rollback Failed",
+            "Prepare" => "Rejected Outcome",
+            "Roll Back" => "Rollback Failed Outcome",
+            "Manual Rollback" => "Manual Rollback Failed Outcome",
+            "Finish" => "Outcome?",
             _ => "Roll Back",
         };
         assert_eq!(next, expected, "{name}'s failures go to {expected}");
     }
-    assert_eq!(tasks, 8);
+    assert_eq!(tasks, 9);
 }
 
 #[test]
@@ -122,6 +124,7 @@ fn names_run_through_crate_resource_substitution_and_state() {
         ("publish-version", "PublishVersionFunction", "PublishVersionFunctionArn", "Publish Version"),
         ("shift-alias", "ShiftAliasFunction", "ShiftAliasFunctionArn", "Shift Alias"),
         ("rollback", "RollbackFunction", "RollbackFunctionArn", "Roll Back"),
+        ("finish", "FinishFunction", "FinishFunctionArn", "Finish"),
     ];
     let all_states: Vec<(String, Value)> = states();
     for (krate, resource, substitution, state) in layers {

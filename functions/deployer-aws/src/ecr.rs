@@ -63,6 +63,7 @@ impl ImageRegistry for EcrRegistry {
             tags: detail.image_tags().to_vec(),
             manifest_media_type: detail.image_manifest_media_type().map(str::to_string),
             repository_uri: format!("{registry}.dkr.ecr.{}.amazonaws.com/{repository}", self.region),
+            pushed_at_ms: detail.image_pushed_at().and_then(|t| t.to_millis().ok()),
         }))
     }
 }

@@ -136,6 +136,14 @@ classify! {
         is_throttling_exception => Throttled,
         is_internal_server_error => Unavailable,
     }
+    aws_sdk_dynamodb::operation::query::QueryError {
+        // The table.
+        is_resource_not_found_exception => NotFound,
+        is_provisioned_throughput_exceeded_exception => Throttled,
+        is_request_limit_exceeded => Throttled,
+        is_throttling_exception => Throttled,
+        is_internal_server_error => Unavailable,
+    }
     aws_sdk_dynamodb::operation::put_item::PutItemError {
         // The table.
         is_resource_not_found_exception => NotFound,

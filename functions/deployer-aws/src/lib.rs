@@ -7,6 +7,8 @@
 //!   publish, aliases, invoke), with `RevisionId` / `CodeSha256` guards on every write that has one.
 //! - [`ecr`]: [`EcrRegistry`], the `ImageRegistry` (one image by digest).
 //! - [`dynamodb`]: [`DynamoTargetStore`], the `TargetStore` (one item per target, the spec as JSON).
+//! - [`ledger`]: [`DynamoLedger`], the `DeploymentLedger`: each function's deployment lock (conditional
+//!   writes with expiry) and the record of every execution.
 //! - [`sfn`]: [`SfnExecutions`], the `Executions` port (StartExecution; a duplicate name is not an error).
 //! - [`step`]: what each step binary's `main` needs: SDK config, static settings, `StepError` (a
 //!   `DeployError` reaching Step Functions under its stable name), `from_sdk` constructors.
@@ -22,6 +24,7 @@ pub mod dynamodb;
 pub mod ecr;
 mod errors;
 pub mod lambda;
+pub mod ledger;
 pub mod sfn;
 pub mod step;
 pub mod watch;
@@ -29,4 +32,5 @@ pub mod watch;
 pub use dynamodb::DynamoTargetStore;
 pub use ecr::EcrRegistry;
 pub use lambda::LambdaControlPlane;
+pub use ledger::DynamoLedger;
 pub use sfn::SfnExecutions;

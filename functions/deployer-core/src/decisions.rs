@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
+use crate::plan::{DeploymentRecord, Outcome};
 use crate::ports::{AliasState, FunctionState, Invocation, LambdaState, UpdateStatus};
 use crate::spec::{DesiredConfig, LogFormat, SmokeCase};
 use crate::DeployError;
@@ -270,6 +271,47 @@ pub fn rollback_target(
     })
 }
 
+/// How long a deployment may hold its function's lock: the readiness deadline plus 20 minutes for the
+/// rest of the flow. A crashed or aborted execution's lock expires after that; a live one releases it.
+pub fn lock_ttl_ms(ready_timeout_seconds: u32) -> i64 {
+    (i64::from(ready_timeout_seconds) + 20 * 60) * 1000
+}
+
+/// The version the alias served before `current`, from the records: the one that deployed `current`
+/// says what it replaced.
+pub fn previous_good_version(history: &[DeploymentRecord], current: &str) -> Option<Version> {
+    history
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Deployed))
+        .find(|r| r.version_after.as_deref() == Some(current))
+        .and_then(|r| r.version_before.as_deref())
+        .and_then(|v| Version::parse(v).ok())
+}
+
+/// Versions the records show served successfully (deployed, or rolled back to and verified).
+pub fn recorded_good_versions(history: &[DeploymentRecord]) -> Vec<String> {
+    let mut out: Vec<String> = history
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Deployed | Outcome::ManualRollback | Outcome::RolledBack))
+        .filter_map(|r| r.version_after.clone())
+        .collect();
+    out.sort_by_key(|v| v.parse::<u64>().unwrap_or(0));
+    out.dedup();
+    out
+}
+
+/// The newer image already live, if deploying `digest` (pushed at `pushed_at_ms`) would replace it with an
+/// older build.
+pub fn superseded_by(
+    history: &[DeploymentRecord],
+    digest: &ImageDigest,
+    pushed_at_ms: Option<i64>,
+) -> Option<ImageDigest> {
+    let live = history.iter().find(|r| matches!(r.outcome, Outcome::Deployed))?;
+    let (live_digest, live_pushed) = (live.image_digest.as_ref()?, live.image_pushed_at_ms?);
+    (live_digest != digest && pushed_at_ms.is_some_and(|p| p < live_pushed)).then(|| live_digest.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,6 +555,46 @@ mod tests {
         assert_eq!(previous_from_description(&alias_desc), Some(v3));
         assert_eq!(previous_from_description(&alias_description(None, &digest('c'), "x")), None);
         assert_eq!(previous_from_description("made by hand"), None);
+    }
+
+    fn record(outcome: Outcome, before: Option<&str>, after: Option<&str>, d: char, pushed: i64) -> DeploymentRecord {
+        DeploymentRecord {
+            function: FunctionName::parse("f").unwrap(),
+            execution: format!("e-{after:?}"),
+            started_at: String::new(),
+            finished_at_ms: pushed,
+            trigger: "ecr-push".into(),
+            outcome,
+            image_digest: Some(digest(d)),
+            image_tag: None,
+            image_pushed_at_ms: Some(pushed),
+            version_before: before.map(str::to_string),
+            version_after: after.map(str::to_string),
+            error: None,
+            cause: None,
+            drift: vec![],
+        }
+    }
+
+    #[test]
+    fn records_decide_previous_good_and_superseded() {
+        // newest first: 3 deployed over 2, a failed attempt, 2 over 1, 1 first
+        let history = vec![
+            record(Outcome::Deployed, Some("2"), Some("3"), 'c', 300),
+            record(Outcome::RolledBack, Some("2"), Some("2"), 'x', 250),
+            record(Outcome::Deployed, Some("1"), Some("2"), 'b', 200),
+            record(Outcome::Deployed, None, Some("1"), 'a', 100),
+        ];
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert_eq!(previous_good_version(&history, "3"), Some(v("2")));
+        assert_eq!(previous_good_version(&history, "2"), Some(v("1")));
+        assert_eq!(previous_good_version(&history, "1"), None);
+        assert_eq!(recorded_good_versions(&history), ["1", "2", "3"]);
+        assert_eq!(superseded_by(&history, &digest('b'), Some(200)), Some(digest('c')), "older than live");
+        assert_eq!(superseded_by(&history, &digest('d'), Some(400)), None, "newer than live");
+        assert_eq!(superseded_by(&history, &digest('c'), Some(300)), None, "the live image itself");
+        assert_eq!(superseded_by(&[], &digest('b'), Some(1)), None, "nothing live");
+        assert_eq!(lock_ttl_ms(300), 1_500_000);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum DeployError {
     #[error("smoke test failed for {function}: {report}")]
     SmokeTestFailed { function: String, report: String },
 
+    /// Another execution is deploying this function; the state machine waits and tries again.
+    #[error("{function} is being deployed by {owner} (lock held until {until}); waiting for it to finish")]
+    Locked { function: String, owner: String, until: String },
+
     /// The rollback itself could not be completed or verified: a human must look.
     #[error("rollback of {function} failed: {message}")]
     RollbackFailed { function: String, message: String },
@@ -57,6 +61,7 @@ impl DeployError {
             DeployError::AwsRefused { .. } => "AwsRefused",
             DeployError::UpdateFailed { .. } => "UpdateFailed",
             DeployError::SmokeTestFailed { .. } => "SmokeTestFailed",
+            DeployError::Locked { .. } => "Locked",
             DeployError::RollbackFailed { .. } => "RollbackFailed",
         }
     }
@@ -72,6 +77,7 @@ impl DeployError {
         "AwsRefused",
         "UpdateFailed",
         "SmokeTestFailed",
+        "Locked",
         "RollbackFailed",
     ];
 
@@ -107,6 +113,7 @@ mod tests {
             DeployError::AwsRefused { service: "lambda", operation: "Invoke", message: "x".into() },
             DeployError::UpdateFailed { function: "f".into(), reason: "x".into() },
             DeployError::SmokeTestFailed { function: "f".into(), report: "x".into() },
+            DeployError::Locked { function: "f".into(), owner: "e".into(), until: "t".into() },
             DeployError::RollbackFailed { function: "f".into(), message: "x".into() },
         ];
         let names: Vec<_> = all.iter().map(DeployError::name).collect();

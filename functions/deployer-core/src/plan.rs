@@ -38,6 +38,24 @@ pub struct RollbackRequest {
     pub reason: Option<String>,
 }
 
+/// The execution a step runs in (from the context object: `$$.Execution`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRef {
+    pub name: String,
+    /// ISO 8601, as Step Functions gives it.
+    #[serde(default)]
+    pub start_time: String,
+}
+
+/// Prepare's input: the execution's input and the execution itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepareInput {
+    pub request: serde_json::Value,
+    pub execution: ExecutionRef,
+}
+
 /// Prepare's output: everything the later steps need, read once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,6 +70,12 @@ pub struct Plan {
     pub previous_version: Option<Version>,
     /// The alias already serves this image with this configuration: nothing to do.
     pub already_live: bool,
+    /// A newer image already went live: deploying this one would put an older build back.
+    #[serde(default)]
+    pub superseded_by: Option<ImageDigest>,
+    /// When ECR received this image (ms since the epoch).
+    #[serde(default)]
+    pub image_pushed_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,8 +211,8 @@ impl StepFailure {
 pub enum RollbackInput {
     /// After a failed deployment: put the alias back where it was and verify it.
     Automatic { plan: Box<Plan>, error: StepFailure },
-    /// An operator's request.
-    Manual { request: RollbackRequest },
+    /// An operator's request. The rollback takes the function's lock for `execution`.
+    Manual { request: RollbackRequest, execution: ExecutionRef },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,4 +225,79 @@ pub struct RolledBack {
     pub verified_cases: usize,
     /// One paragraph for a human: what failed, where the alias is now, what was verified.
     pub cause: String,
+}
+
+/// How an execution ended, as the Finish step records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Deployed,
+    AlreadyLive,
+    Superseded,
+    Rejected,
+    RolledBack,
+    RollbackFailed,
+    ManualRollback,
+}
+
+impl Outcome {
+    /// Whether the execution succeeds (the others end in a Fail state).
+    pub fn succeeds(&self) -> bool {
+        matches!(self, Outcome::Deployed | Outcome::AlreadyLive | Outcome::Superseded | Outcome::ManualRollback)
+    }
+}
+
+/// What each path of the state machine hands to Finish (`$.finish`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishInput {
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    #[serde(default)]
+    pub deployed: Option<Deployed>,
+    #[serde(default)]
+    pub rollback: Option<RolledBack>,
+    #[serde(default)]
+    pub error: Option<StepFailure>,
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishRequest {
+    pub finish: FinishInput,
+    pub execution: ExecutionRef,
+    /// The execution's own input (`$$.Execution.Input`): who or what asked for it.
+    pub input: serde_json::Value,
+}
+
+/// One execution, as it stays on record after the execution is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRecord {
+    pub function: FunctionName,
+    pub execution: String,
+    pub started_at: String,
+    pub finished_at_ms: i64,
+    /// "ecr-push" (the trigger), "operator" (a rollback request) or "manual" (a deploy input by hand).
+    pub trigger: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<ImageDigest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pushed_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, Version};
+use crate::plan::DeploymentRecord;
 use crate::spec::{DesiredConfig, TargetSpec};
 use crate::DeployError;
 
@@ -84,6 +85,8 @@ pub struct ImageInfo {
     pub manifest_media_type: Option<String>,
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>`.
     pub repository_uri: String,
+    /// When ECR received the push (ms since the epoch), to tell a newer image from an older one.
+    pub pushed_at_ms: Option<i64>,
 }
 
 pub trait FunctionApi: Send + Sync {
@@ -176,4 +179,36 @@ pub enum StartOutcome {
 
 pub trait Executions: Send + Sync {
     fn start(&self, name: &str, input: &str) -> impl Future<Output = Result<StartOutcome>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    /// Another execution holds the lock until `expires_at_ms`.
+    Held {
+        owner: String,
+        expires_at_ms: i64,
+    },
+}
+
+/// Per function: the deployment lock, and the record of every execution (outlives the executions).
+pub trait DeploymentLedger: Send + Sync {
+    /// Take the function's lock for `owner` (an execution name) until `expires_at_ms`. Free, expired, or
+    /// already `owner`'s: acquired; otherwise: who holds it.
+    fn acquire(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> impl Future<Output = Result<LockOutcome>> + Send;
+    /// Release the lock if `owner` holds it; whether it did.
+    fn release(&self, function: &FunctionName, owner: &str) -> impl Future<Output = Result<bool>> + Send;
+    fn record(&self, record: &DeploymentRecord) -> impl Future<Output = Result<()>> + Send;
+    /// The function's records, newest first.
+    fn history(
+        &self,
+        function: &FunctionName,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeploymentRecord>>> + Send;
 }

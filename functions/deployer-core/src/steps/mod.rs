@@ -2,6 +2,7 @@
 //! [`crate::decisions`], acts, and logs one INFO line with the outcome.
 
 mod check_ready;
+mod finish;
 mod prepare;
 mod publish;
 mod rollback;
@@ -11,6 +12,7 @@ mod trigger;
 mod update;
 
 pub use check_ready::check_ready;
+pub use finish::{finish, Finished};
 pub use prepare::prepare;
 pub use publish::publish_version;
 pub use rollback::rollback;

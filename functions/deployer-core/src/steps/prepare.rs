@@ -1,23 +1,24 @@
-use serde_json::Value;
-
-use crate::decisions::{code_matches, config_drift};
+use crate::decisions::{code_matches, config_drift, lock_ttl_ms, superseded_by};
 use crate::ids::Version;
-use crate::plan::{ExecutionInput, Plan};
-use crate::ports::{FunctionApi, ImageRegistry, TargetStore};
+use crate::plan::{ExecutionInput, Plan, PrepareInput};
+use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LockOutcome, TargetStore};
 use crate::steps::input;
 use crate::DeployError;
 
 const INDEX_TYPES: &[&str] =
     &["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
 
-/// Check the request against the target and the image, and read where the function stands.
+/// Check the request against the target and the image, take the function's deployment lock, and read
+/// where the function stands. Bad input is refused before anything is written (the lock included).
 pub async fn prepare(
     store: &impl TargetStore,
     registry: &impl ImageRegistry,
     lambda: &impl FunctionApi,
-    raw: Value,
+    ledger: &impl DeploymentLedger,
+    prepare_input: PrepareInput,
+    now_ms: i64,
 ) -> Result<Plan, DeployError> {
-    let request = match input::<ExecutionInput>("execution", raw)? {
+    let request = match input::<ExecutionInput>("execution", prepare_input.request)? {
         ExecutionInput::Deploy(r) => r,
         ExecutionInput::Rollback(_) => {
             return Err(DeployError::invalid("a rollback request reached Prepare; the state machine routes it"))
@@ -53,6 +54,19 @@ pub async fn prepare(
         )));
     }
     let image_uri = format!("{}@{}", image.repository_uri, request.image_digest);
+    let owner = &prepare_input.execution.name;
+    let expires = now_ms + lock_ttl_ms(target.ready_timeout_seconds);
+    if let LockOutcome::Held { owner: holder, expires_at_ms } =
+        ledger.acquire(&target.function, owner, now_ms, expires).await?
+    {
+        return Err(DeployError::Locked {
+            function: target.function.to_string(),
+            owner: holder,
+            until: format!("{} s from now", (expires_at_ms - now_ms).max(0) / 1000),
+        });
+    }
+    let history = ledger.history(&target.function, 20).await?;
+    let superseded = superseded_by(&history, &request.image_digest, image.pushed_at_ms);
     let current = lambda.get_function(&target.function, None).await?;
     let alias = match &current {
         Some(_) => lambda.get_alias(&target.function, &target.alias).await?,
@@ -84,6 +98,7 @@ pub async fn prepare(
         previous = ?previous_version.as_ref().map(Version::as_str),
         exists = current.is_some(),
         already_live,
+        superseded = ?superseded.as_ref().map(|d| d.to_string()),
         "deployment prepared"
     );
     Ok(Plan {
@@ -93,6 +108,8 @@ pub async fn prepare(
         function_exists: current.is_some(),
         previous_version,
         already_live,
+        superseded_by: superseded,
+        image_pushed_at_ms: image.pushed_at_ms,
         target,
     })
 }

@@ -1,7 +1,7 @@
-use crate::decisions::rollback_target;
-use crate::ids::{AliasName, FunctionName, Version};
-use crate::plan::{RollbackInput, RollbackRequest, RolledBack};
-use crate::ports::{FunctionApi, LambdaState, TargetStore};
+use crate::decisions::{lock_ttl_ms, previous_good_version, recorded_good_versions, rollback_target};
+use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
+use crate::plan::{ExecutionRef, RollbackInput, RollbackRequest, RolledBack};
+use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LambdaState, LockOutcome, TargetStore};
 use crate::spec::TargetSpec;
 use crate::steps::run_cases;
 use crate::DeployError;
@@ -11,7 +11,10 @@ use crate::DeployError;
 pub async fn rollback(
     lambda: &impl FunctionApi,
     store: &impl TargetStore,
+    registry: &impl ImageRegistry,
+    ledger: &impl DeploymentLedger,
     input: RollbackInput,
+    now_ms: i64,
 ) -> Result<RolledBack, DeployError> {
     match input {
         RollbackInput::Automatic { plan, error } => {
@@ -62,14 +65,20 @@ pub async fn rollback(
                 cause,
             })
         }
-        RollbackInput::Manual { request } => manual(lambda, store, request).await,
+        RollbackInput::Manual { request, execution } => {
+            manual(lambda, store, registry, ledger, request, &execution, now_ms).await
+        }
     }
 }
 
 async fn manual(
     lambda: &impl FunctionApi,
     store: &impl TargetStore,
+    registry: &impl ImageRegistry,
+    ledger: &impl DeploymentLedger,
     request: RollbackRequest,
+    execution: &ExecutionRef,
+    now_ms: i64,
 ) -> Result<RolledBack, DeployError> {
     let function = &request.function;
     let t = store.get(function).await?.ok_or_else(|| {
@@ -81,7 +90,21 @@ async fn manual(
     let alias = lambda.get_alias(function, &t.alias).await?.ok_or_else(|| {
         DeployError::invalid(format!("{function} has no alias {}: nothing is deployed, nothing to roll back", t.alias))
     })?;
-    let target = rollback_target(function, &t.alias, request.to_version.as_ref(), &alias)?;
+    let expires = now_ms + lock_ttl_ms(t.ready_timeout_seconds);
+    if let LockOutcome::Held { owner, expires_at_ms } =
+        ledger.acquire(function, &execution.name, now_ms, expires).await?
+    {
+        return Err(DeployError::Locked {
+            function: function.to_string(),
+            owner,
+            until: format!("{} s from now", (expires_at_ms - now_ms).max(0) / 1000),
+        });
+    }
+    let history = ledger.history(function, 100).await?;
+    let target = match (&request.to_version, previous_good_version(&history, &alias.version)) {
+        (None, Some(previous)) => previous,
+        _ => rollback_target(function, &t.alias, request.to_version.as_ref(), &alias)?,
+    };
     let version = lambda.get_function(function, Some(target.as_str())).await?.ok_or_else(|| DeployError::NotFound {
         what: "version",
         message: format!(
@@ -93,6 +116,23 @@ async fn manual(
             "version {target} of {function} is in state Failed ({}); choose another version",
             version.state_reason.as_deref().unwrap_or("no reason given")
         )));
+    }
+    let good = recorded_good_versions(&history);
+    if !history.is_empty() && !good.iter().any(|v| v == target.as_str()) {
+        return Err(DeployError::invalid(format!(
+            "version {target} of {function} never served successfully under the deployer (recorded good versions: \
+             {}); roll back to one of those",
+            if good.is_empty() { "none".to_string() } else { good.join(", ") }
+        )));
+    }
+    if let Ok(digest) = ImageDigest::parse(&format!("sha256:{}", version.code_sha256)) {
+        if version.package_type == "Image" && registry.describe_image(&t.repository, &digest).await?.is_none() {
+            return Err(DeployError::invalid(format!(
+                "the image of version {target} of {function} ({digest}) is no longer in repository {}: Lambda \
+                 cannot start it again; choose another version",
+                t.repository
+            )));
+        }
     }
     let why = request.reason.as_deref().unwrap_or("operator request");
     let (from, moved) = put_alias(lambda, function, &t.alias, &target, why).await?;

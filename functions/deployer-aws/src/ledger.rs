@@ -1,0 +1,186 @@
+//! [`DeploymentLedger`] over a DynamoDB table keyed by `function` (partition) and `sk` (sort).
+//!
+//! - `sk = "lock"`: the function's deployment lock: `owner` (an execution name), `expiresAt` (N, ms).
+//!   Taken with one conditional PutItem (free, expired, or already the owner's) and released with a
+//!   conditional DeleteItem (only by its owner), so two executions can never both hold it.
+//! - `sk = "record#<finished ms, 15 digits>#<execution>"`: one item per execution, the record as JSON in
+//!   `record`, newest last in key order (queried in reverse).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use deployer_core::ids::FunctionName;
+use deployer_core::plan::DeploymentRecord;
+use deployer_core::ports::{DeploymentLedger, LockOutcome, Result};
+use deployer_core::DeployError;
+
+use crate::errors::{to_deploy_error, Call, DYNAMODB};
+
+const LOCK: &str = "lock";
+const RECORD: &str = "record#";
+
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoLedger { client, table: table.into() }
+    }
+
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: &str) -> Self {
+        DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+
+    fn key(function: &FunctionName, sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("function".to_string(), AttributeValue::S(function.to_string())),
+            ("sk".to_string(), AttributeValue::S(sk.to_string())),
+        ])
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl DeploymentLedger for DynamoLedger {
+    async fn acquire(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<LockOutcome> {
+        let mut item = Self::key(function, LOCK);
+        item.insert("owner".into(), s(owner));
+        item.insert("expiresAt".into(), n(expires_at_ms));
+        item.insert("acquiredAt".into(), n(now_ms));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#sk) OR #exp < :now OR #owner = :owner")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(LockOutcome::Acquired),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                let held = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(function, LOCK)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table })
+                    })?;
+                let item = held.item();
+                let owner = item.and_then(|i| i.get("owner")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let expires = item
+                    .and_then(|i| i.get("expiresAt"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if item.is_none() {
+                    // Released between the two calls: the caller's retry takes it.
+                    return Err(DeployError::Throttled {
+                        service: DYNAMODB,
+                        message: "lock released while reading it".into(),
+                    });
+                }
+                Ok(LockOutcome::Held { owner, expires_at_ms: expires })
+            }
+            Err(e) => Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "PutItem", resource: &self.table })),
+        }
+    }
+
+    async fn release(&self, function: &FunctionName, owner: &str) -> Result<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(function, LOCK)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => {
+                Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "DeleteItem", resource: &self.table }))
+            }
+        }
+    }
+
+    async fn record(&self, record: &DeploymentRecord) -> Result<()> {
+        let json = serde_json::to_string(record).map_err(|e| DeployError::invalid(e.to_string()))?;
+        let mut item =
+            Self::key(&record.function, &format!("{RECORD}{:015}#{}", record.finished_at_ms, record.execution));
+        item.insert("record".into(), s(json));
+        item.insert("execution".into(), s(&record.execution));
+        item.insert(
+            "outcome".into(),
+            s(serde_json::to_value(record.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()),
+        );
+        if let Some(v) = &record.version_after {
+            item.insert("version".into(), s(v));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "PutItem", resource: &self.table }))?;
+        Ok(())
+    }
+
+    async fn history(&self, function: &FunctionName, limit: usize) -> Result<Vec<DeploymentRecord>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#f = :f AND begins_with(#sk, :p)")
+            .expression_attribute_names("#f", "function")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":f", s(function.as_str()))
+            .expression_attribute_values(":p", s(RECORD))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "Query", resource: &self.table }))?;
+        let mut records = Vec::new();
+        for item in out.items() {
+            let Some(json) = item.get("record").and_then(|v| v.as_s().ok()) else { continue };
+            match serde_json::from_str::<DeploymentRecord>(json) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    tracing::warn!(function = %function, error = %e, "a deployment record does not parse; skipped")
+                }
+            }
+        }
+        Ok(records)
+    }
+}
