@@ -3,7 +3,7 @@
 POST /_local/faults   {"service": "lambda", "operation": "UpdateAlias", "error": "TooManyRequestsException",
                        "count": 2, "match": "my-function", "status": 429, "message": "...", "delaySeconds": 5}
 GET /_local/faults    the faults still armed, and what each has done so far
-DELETE /_local/faults clear them all
+DELETE /_local/faults clear them all; DELETE /_local/faults/<id> just one
 
 "service" is the SigV4 signing name (lambda, states, ecr, events, logs, monitoring, iam, ...; "sfn" is
 accepted for states and "cloudwatch" for monitoring). "operation" is the API operation name. "match",
@@ -114,6 +114,12 @@ class FaultRegistry:
             )
             self._faults.append(fault)
             return fault
+
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            before = len(self._faults)
+            self._faults = [f for f in self._faults if f.id != fault_id]
+            return len(self._faults) < before
 
     def clear(self) -> int:
         with self._lock:

@@ -204,6 +204,12 @@ class LocalAws:
                     "lambdaUpdateDelaySeconds": self.lambda_service.update_delay,
                 },
             )
+        if path.startswith("/_local/faults/") and method == "DELETE":
+            try:
+                removed = self.faults.remove(int(path.rsplit("/", 1)[1]))
+            except ValueError:
+                return reply(400, {"error": "DELETE /_local/faults/<id> takes a fault id (a number)"})
+            return reply(200 if removed else 404, {"removed": removed})
         if path == "/_local/faults":
             if method == "GET":
                 return reply(200, {"faults": self.faults.list()})

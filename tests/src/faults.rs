@@ -33,3 +33,8 @@ pub async fn list() -> Vec<Value> {
 pub async fn fired(id: u64) -> u64 {
     list().await.iter().find(|f| f["id"].as_u64() == Some(id)).and_then(|f| f["fired"].as_u64()).unwrap_or(0)
 }
+
+/// Disarm one fault (whatever shots it has left).
+pub async fn disarm(id: u64) {
+    let _ = reqwest::Client::new().delete(format!("{}/_local/faults/{id}", endpoint())).send().await;
+}

@@ -21,6 +21,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-not-allowed",
     "e2e-untargeted",
     "e2e-ml-inference",
+    "e2e-bad-input",
 ];
 
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 //! - `sk = "lock"`: the function's deployment lock: `owner` (an execution name), `expiresAt` (N, ms).
 //!   Taken with one conditional PutItem (free, expired, or already the owner's) and released with a
 //!   conditional DeleteItem (only by its owner), so two executions can never both hold it.
-//! - `sk = "record#<finished ms, 15 digits>#<execution>"`: one item per execution, the record as JSON in
-//!   `record`, newest last in key order (queried in reverse).
+//! - `sk = "record#<execution start, ISO 8601>#<execution>"`: one item per execution (a retried Finish
+//!   overwrites its own), the record as JSON in `record`, newest last in key order (queried in reverse).
 
 use std::collections::HashMap;
 

@@ -294,6 +294,8 @@ pub fn recorded_good_versions(history: &[DeploymentRecord]) -> Vec<String> {
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Deployed | Outcome::ManualRollback | Outcome::RolledBack))
         .filter_map(|r| r.version_after.clone())
+        // What a successful deployment replaced was serving until then: good too.
+        .chain(history.iter().filter(|r| r.outcome == Outcome::Deployed).filter_map(|r| r.version_before.clone()))
         .collect();
     out.sort_by_key(|v| v.parse::<u64>().unwrap_or(0));
     out.dedup();
@@ -581,7 +583,7 @@ mod tests {
         // newest first: 3 deployed over 2, a failed attempt, 2 over 1, 1 first
         let history = vec![
             record(Outcome::Deployed, Some("2"), Some("3"), 'c', 300),
-            record(Outcome::RolledBack, Some("2"), Some("2"), 'x', 250),
+            record(Outcome::RolledBack, Some("2"), Some("2"), 'e', 250),
             record(Outcome::Deployed, Some("1"), Some("2"), 'b', 200),
             record(Outcome::Deployed, None, Some("1"), 'a', 100),
         ];

@@ -92,6 +92,14 @@ impl DeployError {
         )
     }
 
+    /// The message without the error's own prefix (for quoting inside another message).
+    pub fn message(&self) -> String {
+        match self {
+            DeployError::InvalidInput { message } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         DeployError::InvalidInput { message: message.into() }
     }

@@ -88,9 +88,9 @@ pub fn parse_push(raw: &Value, account: &str, region: &str) -> Result<Push, NotA
         None => return Err(NotAPush::Invalid("detail has no result".into())),
     }
     let repo = detail.repository_name.ok_or_else(|| NotAPush::Invalid("detail has no repository-name".into()))?;
-    let repository = RepositoryName::parse(&repo).map_err(|e| NotAPush::Invalid(e.to_string()))?;
+    let repository = RepositoryName::parse(&repo).map_err(|e| NotAPush::Invalid(e.message()))?;
     let digest = detail.image_digest.ok_or_else(|| NotAPush::Invalid("detail has no image-digest".into()))?;
-    let digest = ImageDigest::parse(&digest).map_err(|e| NotAPush::Invalid(e.to_string()))?;
+    let digest = ImageDigest::parse(&digest).map_err(|e| NotAPush::Invalid(e.message()))?;
     let tag = match detail.image_tag {
         Some(t) if !t.is_empty() => t,
         _ => return Err(NotAPush::Ignored(format!("push of {digest} to {repository} has no tag"))),

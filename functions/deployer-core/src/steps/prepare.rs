@@ -24,6 +24,12 @@ pub async fn prepare(
             return Err(DeployError::invalid("a rollback request reached Prepare; the state machine routes it"))
         }
     };
+    if request.image_tag.is_empty() || request.image_tag.len() > 128 {
+        return Err(DeployError::invalid(format!(
+            "imageTag is {} characters; ECR tags are 1 to 128",
+            request.image_tag.len()
+        )));
+    }
     let target = store.get(&request.target).await?.ok_or_else(|| {
         DeployError::invalid(format!(
             "no deployment target named {}; register it with `deployctl target apply <spec.json>`",

@@ -118,7 +118,7 @@ async fn manual(
         )));
     }
     let good = recorded_good_versions(&history);
-    if !history.is_empty() && !good.iter().any(|v| v == target.as_str()) {
+    if !good.is_empty() && !good.iter().any(|v| v == target.as_str()) {
         return Err(DeployError::invalid(format!(
             "version {target} of {function} never served successfully under the deployer (recorded good versions: \
              {}); roll back to one of those",

@@ -7,7 +7,11 @@
 //!   of replies per qualifier. Every call is logged, so tests can assert what was *not* called; named calls
 //!   can be made to fail, and a concurrent change can be injected just before the n-th call of a method.
 //! - [`FakeStore`], [`FakeRegistry`], [`FakeExecutions`]: small in-memory stand-ins for DynamoDB, ECR and
-//!   Step Functions.
+//!   Step Functions. The registry's images carry the time ECR received them (each push a minute after the last).
+//! - [`FakeLedger`]: the deployment lock and records per function, with the port's semantics: `acquire` takes
+//!   a lock that is free, expired (`expires_at_ms < now_ms`, as deployer-aws's condition) or already the
+//!   owner's (and then sets the new expiry), else answers who holds it; `release` deletes it only for its
+//!   owner; `history` answers the newest records first. Every call is logged; named calls can be made to fail.
 //!
 //! The fake's errors are those deployer-aws maps Lambda's to: ResourceConflictException (an update in progress,
 //! or "already exists") -> UpdateInProgress; PreconditionFailedException -> PreconditionFailed; a
@@ -21,10 +25,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, Version};
-use deployer_core::plan::Plan;
+use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
 use deployer_core::ports::{
-    self, AliasState, CurrentConfig, Executions, FunctionApi, FunctionState, ImageInfo, ImageRegistry, Invocation,
-    LambdaState, StartOutcome, TargetStore, UpdateStatus,
+    self, AliasState, CurrentConfig, DeploymentLedger, Executions, FunctionApi, FunctionState, ImageInfo,
+    ImageRegistry, Invocation, LambdaState, LockOutcome, StartOutcome, TargetStore, UpdateStatus,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;
@@ -40,6 +44,15 @@ pub const FN: &str = "ml-inference";
 pub const REPO: &str = "ml-inference";
 pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 pub const EXECUTION: &str = "deploy-ml-inference-222222222222";
+/// The steps' clock in the tests: 2026-11-27T12:00:00Z, in ms since the epoch.
+pub const NOW_MS: i64 = 1_795_780_800_000;
+/// When [`FakeRegistry::push`] received its first image (a day before [`NOW_MS`]); each push comes a minute later.
+pub const FIRST_PUSH_MS: i64 = NOW_MS - 86_400_000;
+
+/// The execution a step runs in, as the context object gives it.
+pub fn execution(name: &str) -> ExecutionRef {
+    ExecutionRef { name: name.to_string(), start_time: "2026-11-27T11:59:58.123Z".into() }
+}
 
 /// A digest made of one repeated hex character: `digest('1')` is `sha256:111...1`.
 pub fn digest(c: char) -> ImageDigest {
@@ -134,7 +147,38 @@ pub fn plan(target: TargetSpec, d: ImageDigest, exists: bool, previous: Option<&
         function_exists: exists,
         previous_version: previous.map(version),
         already_live: false,
+        superseded_by: None,
+        image_pushed_at_ms: None,
         target,
+    }
+}
+
+/// A record as Finish writes it for `execution`: `outcome`, image `d` pushed at `pushed_at_ms`, the alias
+/// moved from `before` to `after`, finished at `finished_at_ms`.
+pub fn record(
+    execution: &str,
+    outcome: Outcome,
+    d: &ImageDigest,
+    pushed_at_ms: i64,
+    before: Option<&str>,
+    after: Option<&str>,
+    finished_at_ms: i64,
+) -> DeploymentRecord {
+    DeploymentRecord {
+        function: fname(FN),
+        execution: execution.to_string(),
+        started_at: String::new(),
+        finished_at_ms,
+        trigger: "ecr-push".into(),
+        outcome,
+        image_digest: Some(d.clone()),
+        image_tag: Some(format!("sha-{}", &d.hex()[..7])),
+        image_pushed_at_ms: Some(pushed_at_ms),
+        version_before: before.map(str::to_string),
+        version_after: after.map(str::to_string),
+        error: None,
+        cause: None,
+        drift: vec![],
     }
 }
 
@@ -907,17 +951,39 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 #[derive(Default)]
 pub struct FakeRegistry {
     pub images: Mutex<BTreeMap<(String, String), ImageInfo>>,
+    pushes: Mutex<i64>,
 }
 
 impl FakeRegistry {
+    /// ECR receives the image now: a minute after the previous push, the first at [`FIRST_PUSH_MS`].
     pub fn push(&self, repo: &str, d: &ImageDigest, tag: &str, media_type: &str) {
+        let at = {
+            let mut n = self.pushes.lock().unwrap();
+            *n += 1;
+            FIRST_PUSH_MS + (*n - 1) * 60_000
+        };
+        self.push_at(repo, d, tag, media_type, Some(at));
+    }
+
+    /// ECR received the image at `pushed_at_ms` (None: ECR did not say).
+    pub fn push_at(&self, repo: &str, d: &ImageDigest, tag: &str, media_type: &str, pushed_at_ms: Option<i64>) {
         let info = ImageInfo {
             digest: d.clone(),
             tags: vec![tag.to_string()],
             manifest_media_type: Some(media_type.to_string()),
             repository_uri: format!("{REGISTRY}/{repo}"),
+            pushed_at_ms,
         };
         self.images.lock().unwrap().insert((repo.to_string(), d.to_string()), info);
+    }
+
+    /// A lifecycle policy (or a person) deletes the image.
+    pub fn delete(&self, repo: &str, d: &ImageDigest) {
+        self.images.lock().unwrap().remove(&(repo.to_string(), d.to_string()));
+    }
+
+    pub fn pushed_at(&self, repo: &str, d: &ImageDigest) -> Option<i64> {
+        self.images.lock().unwrap().get(&(repo.to_string(), d.to_string())).and_then(|i| i.pushed_at_ms)
     }
 }
 
@@ -963,5 +1029,164 @@ impl Executions for FakeExecutions {
         }
         started.push((name.to_string(), input.to_string()));
         Ok(StartOutcome::Started { execution_arn: execution_arn(name) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// FakeLedger
+// ---------------------------------------------------------------------------------------------------------
+
+/// A function's deployment lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub owner: String,
+    pub expires_at_ms: i64,
+}
+
+/// Everything the fake ledger holds. Tests reach it through [`FakeLedger::world`] to seed or change it (a
+/// change made there is not a logged call).
+#[derive(Default)]
+pub struct LedgerWorld {
+    /// By function name.
+    pub locks: BTreeMap<String, Lock>,
+    /// Every function's records, newest first (by `finished_at_ms`; the later written first on a tie).
+    pub records: Vec<DeploymentRecord>,
+    failures: BTreeMap<String, VecDeque<DeployError>>,
+}
+
+impl LedgerWorld {
+    fn insert(&mut self, record: DeploymentRecord) {
+        let at =
+            self.records.iter().position(|r| r.finished_at_ms <= record.finished_at_ms).unwrap_or(self.records.len());
+        self.records.insert(at, record);
+    }
+}
+
+/// The deployment ledger (a DynamoDB table in deployer-aws).
+#[derive(Default)]
+pub struct FakeLedger {
+    world: Mutex<LedgerWorld>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+/// The ledger operations that change something.
+pub const LEDGER_WRITES: &[&str] = &["Acquire", "Release", "Record"];
+
+impl FakeLedger {
+    pub fn new() -> FakeLedger {
+        FakeLedger::default()
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, LedgerWorld> {
+        self.world.lock().unwrap()
+    }
+
+    /// A ledger whose records of [`FN`] are these (in any order; kept newest first), and no lock.
+    pub fn with_records(records: impl IntoIterator<Item = DeploymentRecord>) -> FakeLedger {
+        let ledger = FakeLedger::new();
+        for r in records {
+            ledger.seed_record(r);
+        }
+        ledger
+    }
+
+    /// A record written before the test (not logged).
+    pub fn seed_record(&self, record: DeploymentRecord) {
+        self.world().insert(record);
+    }
+
+    /// `owner` holds the lock of `function` until `expires_at_ms` (not logged).
+    pub fn seed_lock(&self, function: &str, owner: &str, expires_at_ms: i64) {
+        self.world().locks.insert(function.to_string(), Lock { owner: owner.to_string(), expires_at_ms });
+    }
+
+    pub fn lock(&self, function: &str) -> Option<Lock> {
+        self.world().locks.get(function).cloned()
+    }
+
+    /// The function's records, newest first.
+    pub fn records(&self, function: &str) -> Vec<DeploymentRecord> {
+        self.world().records.iter().filter(|r| r.function.as_str() == function).cloned().collect()
+    }
+
+    /// Every call so far, e.g. `Acquire ml-inference owner=x now=1 expires=2`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The operation names called, in order.
+    pub fn ops(&self) -> Vec<String> {
+        self.calls().iter().map(|c| c.split(' ').next().unwrap_or_default().to_string()).collect()
+    }
+
+    /// The calls that changed (or tried to change) something.
+    pub fn writes(&self) -> Vec<String> {
+        self.calls().into_iter().filter(|c| LEDGER_WRITES.iter().any(|w| c.split(' ').next() == Some(*w))).collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+
+    /// The next `n` calls of `op` (Acquire, Release, Record, History) fail with `error` (after being logged).
+    pub fn fail_next(&self, op: &str, n: usize, error: DeployError) {
+        self.world().failures.entry(op.to_string()).or_default().extend(std::iter::repeat_n(error, n));
+    }
+
+    fn enter(&self, op: &str, entry: String) -> Result<MutexGuard<'_, LedgerWorld>, DeployError> {
+        self.calls.lock().unwrap().push(entry);
+        let mut w = self.world();
+        if let Some(e) = w.failures.get_mut(op).and_then(VecDeque::pop_front) {
+            return Err(e);
+        }
+        Ok(w)
+    }
+}
+
+impl DeploymentLedger for FakeLedger {
+    async fn acquire(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> ports::Result<LockOutcome> {
+        let entry = format!("Acquire {function} owner={owner} now={now_ms} expires={expires_at_ms}");
+        let mut w = self.enter("Acquire", entry)?;
+        match w.locks.get(function.as_str()) {
+            Some(l) if l.owner != owner && l.expires_at_ms >= now_ms => {
+                Ok(LockOutcome::Held { owner: l.owner.clone(), expires_at_ms: l.expires_at_ms })
+            }
+            _ => {
+                w.locks.insert(function.to_string(), Lock { owner: owner.to_string(), expires_at_ms });
+                Ok(LockOutcome::Acquired)
+            }
+        }
+    }
+
+    async fn release(&self, function: &FunctionName, owner: &str) -> ports::Result<bool> {
+        let mut w = self.enter("Release", format!("Release {function} owner={owner}"))?;
+        if w.locks.get(function.as_str()).is_some_and(|l| l.owner == owner) {
+            w.locks.remove(function.as_str());
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn record(&self, record: &DeploymentRecord) -> ports::Result<()> {
+        let outcome = serde_json::to_value(record.outcome).unwrap();
+        let entry = format!(
+            "Record {} execution={} outcome={}",
+            record.function,
+            record.execution,
+            outcome.as_str().unwrap_or_default()
+        );
+        self.enter("Record", entry)?.insert(record.clone());
+        Ok(())
+    }
+
+    async fn history(&self, function: &FunctionName, limit: usize) -> ports::Result<Vec<DeploymentRecord>> {
+        let w = self.enter("History", format!("History {function} limit={limit}"))?;
+        Ok(w.records.iter().filter(|r| r.function == *function).take(limit).cloned().collect())
     }
 }

@@ -5,6 +5,7 @@
 mod fakes;
 
 mod check_ready;
+mod finish;
 mod prepare;
 mod publish;
 mod rollback;

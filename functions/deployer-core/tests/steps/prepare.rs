@@ -1,6 +1,8 @@
-//! Prepare: check the request against the target and the image, and read where the function stands.
+//! Prepare: check the request against the target and the image, take the function's deployment lock, and read
+//! where the function stands.
 
-use deployer_core::plan::Plan;
+use deployer_core::decisions::lock_ttl_ms;
+use deployer_core::plan::{Outcome, Plan, PrepareInput};
 use deployer_core::steps::prepare;
 use deployer_core::DeployError;
 use serde_json::{json, Value};
@@ -18,13 +20,32 @@ fn registry() -> FakeRegistry {
     r
 }
 
+/// Prepare in [`EXECUTION`] at [`NOW_MS`], over an empty ledger.
 async fn run(
     store: &FakeStore,
     registry: &FakeRegistry,
     lambda: &FakeLambda,
     input: Value,
 ) -> Result<Plan, DeployError> {
-    prepare(store, registry, lambda, input).await
+    run_in(store, registry, lambda, &FakeLedger::new(), EXECUTION, input, NOW_MS).await
+}
+
+async fn run_in(
+    store: &FakeStore,
+    registry: &FakeRegistry,
+    lambda: &FakeLambda,
+    ledger: &FakeLedger,
+    execution_name: &str,
+    request: Value,
+    now_ms: i64,
+) -> Result<Plan, DeployError> {
+    prepare(store, registry, lambda, ledger, PrepareInput { request, execution: execution(execution_name) }, now_ms)
+        .await
+}
+
+/// The lock Prepare takes at `now_ms` for the spec's readyTimeoutSeconds (120).
+fn lock_of(owner: &str, now_ms: i64) -> Lock {
+    Lock { owner: owner.to_string(), expires_at_ms: now_ms + lock_ttl_ms(120) }
 }
 
 fn invalid_message(err: DeployError) -> String {
@@ -64,13 +85,17 @@ async fn bad_requests_are_refused_naming_the_thing_and_write_nothing() {
         let v1_version = lambda.seed_release(&spec(), &v1());
         lambda.seed_alias(&spec(), &v1_version, "seeded");
 
-        // WHEN Prepare gets a request that does not fit
-        let err = run(&store, &registry, &lambda, input).await.unwrap_err();
+        let ledger = FakeLedger::new();
 
-        // THEN it is an InvalidInput naming the thing, and Lambda saw no write
+        // WHEN Prepare gets a request that does not fit
+        let err = run_in(&store, &registry, &lambda, &ledger, EXECUTION, input, NOW_MS).await.unwrap_err();
+
+        // THEN it is an InvalidInput naming the thing, Lambda saw no write, and the ledger was not touched
         let message = invalid_message(err);
         assert!(message.contains(says), "{what}: {message}");
         assert!(lambda.writes().is_empty(), "{what}: {:?}", lambda.writes());
+        assert!(ledger.calls().is_empty(), "{what}: {:?}", ledger.calls());
+        assert_eq!(ledger.lock(FN), None, "{what}");
     }
 }
 
@@ -256,4 +281,243 @@ async fn an_alias_serving_latest_is_refused_before_anything_changes() {
     let message = invalid_message(result.unwrap_err());
     assert!(message.contains("$LATEST"), "{message}");
     assert!(lambda.writes().is_empty());
+}
+
+// ---- the deployment lock ----
+
+/// A live function: the alias serves version 1 (image v1), and the candidate v2 is in the registry.
+fn live_on_1() -> (FakeStore, FakeLambda) {
+    let lambda = FakeLambda::new();
+    let one = lambda.seed_release(&spec(), &v1());
+    lambda.seed_alias(&spec(), &one, "deployer previous=none");
+    (FakeStore::with([spec()]), lambda)
+}
+
+#[tokio::test]
+async fn prepare_takes_the_lock_for_its_execution_until_now_plus_the_ttl() {
+    // GIVEN a live function whose lock is free
+    let (store, lambda) = live_on_1();
+    let ledger = FakeLedger::new();
+
+    // WHEN Prepare runs in execution EXECUTION
+    let plan =
+        run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+            .await
+            .unwrap();
+
+    // THEN the lock is EXECUTION's until now + lock_ttl_ms(readyTimeoutSeconds = 120), i.e. 22 minutes
+    assert_eq!(ledger.lock(FN), Some(lock_of(EXECUTION, NOW_MS)));
+    assert_eq!(lock_ttl_ms(120), (120 + 20 * 60) * 1000);
+    assert_eq!(
+        ledger.writes(),
+        [format!("Acquire ml-inference owner={EXECUTION} now={NOW_MS} expires={}", NOW_MS + 1_320_000)]
+    );
+    // AND the deployment goes on as before
+    assert_eq!(plan.previous_version, Some(version("1")));
+    assert!(lambda.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_lock_held_by_another_live_execution_is_locked_and_lambda_is_not_called() {
+    // GIVEN another execution holds the lock for another 5 minutes
+    let (store, lambda) = live_on_1();
+    let ledger = FakeLedger::new();
+    let other = "deploy-ml-inference-333333333333";
+    ledger.seed_lock(FN, other, NOW_MS + 300_000);
+
+    // WHEN Prepare runs in EXECUTION
+    let err = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+        .await
+        .unwrap_err();
+
+    // THEN it is Locked, naming the function and the holder
+    let DeployError::Locked { function, owner, until } = &err else { panic!("{err:?}") };
+    assert_eq!((function.as_str(), owner.as_str()), (FN, other));
+    assert!(until.contains("300"), "{until}");
+    assert_eq!(err.name(), "Locked");
+    assert!(err.to_string().contains(other), "{err}");
+    // AND Lambda was not called at all, the holder keeps its lock, and nothing else was read or written
+    assert!(lambda.calls().is_empty(), "{:?}", lambda.calls());
+    assert_eq!(ledger.lock(FN), Some(Lock { owner: other.into(), expires_at_ms: NOW_MS + 300_000 }));
+    assert_eq!(ledger.ops(), ["Acquire"]);
+}
+
+#[tokio::test]
+async fn a_lock_expiring_right_now_is_still_held() {
+    // GIVEN another execution's lock expires at this very millisecond
+    let (store, lambda) = live_on_1();
+    let ledger = FakeLedger::new();
+    ledger.seed_lock(FN, "deploy-ml-inference-333333333333", NOW_MS);
+
+    // WHEN Prepare runs
+    let err = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+        .await
+        .unwrap_err();
+
+    // THEN it is still Locked (expired means expiresAt < now, as the DynamoDB condition)
+    assert_eq!(err.name(), "Locked", "{err:?}");
+    assert!(lambda.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_lock_is_taken_over() {
+    // GIVEN an execution that crashed left its lock, which expired a second ago
+    let (store, lambda) = live_on_1();
+    let ledger = FakeLedger::new();
+    ledger.seed_lock(FN, "deploy-ml-inference-333333333333", NOW_MS - 1_000);
+
+    // WHEN Prepare runs in EXECUTION
+    let plan =
+        run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+            .await
+            .unwrap();
+
+    // THEN EXECUTION holds the lock, and the deployment is prepared
+    assert_eq!(ledger.lock(FN), Some(lock_of(EXECUTION, NOW_MS)));
+    assert_eq!(plan.image_digest, v2());
+    assert_eq!(plan.previous_version, Some(version("1")));
+}
+
+#[tokio::test]
+async fn the_same_execution_running_prepare_again_keeps_the_lock() {
+    // GIVEN Prepare ran in EXECUTION, then a throttled read failed it after the lock was taken
+    let (store, lambda) = live_on_1();
+    let ledger = FakeLedger::new();
+    lambda.fail_next("GetFunction", 1, DeployError::Throttled { service: "lambda", message: "Rate exceeded".into() });
+    let input = request(FN, REPO, &v2(), "sha-2222222");
+    let err = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, input.clone(), NOW_MS).await.unwrap_err();
+    assert_eq!(err.name(), "Throttled");
+    assert_eq!(ledger.lock(FN), Some(lock_of(EXECUTION, NOW_MS)));
+
+    // WHEN the state machine retries Prepare in the same execution 2 seconds later
+    let later = NOW_MS + 2_000;
+    let plan = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, input, later).await.unwrap();
+
+    // THEN it is acquired again, still EXECUTION's, with the expiry counted from the retry
+    assert_eq!(plan.previous_version, Some(version("1")));
+    assert_eq!(ledger.lock(FN), Some(lock_of(EXECUTION, later)));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_the_lock_is_touched() {
+    let cases = [
+        ("unknown target", request("ghost", REPO, &v2(), "sha-2222222")),
+        ("tag not allowed", request(FN, REPO, &v2(), "latest")),
+        ("image missing", request(FN, REPO, &digest('e'), "sha-2222222")),
+        ("rollback request", json!({"action": "rollback", "function": FN})),
+    ];
+    for (what, input) in cases {
+        // GIVEN a live function whose lock another execution holds
+        let (store, lambda) = live_on_1();
+        let ledger = FakeLedger::new();
+        ledger.seed_lock(FN, "deploy-ml-inference-333333333333", NOW_MS + 60_000);
+
+        // WHEN Prepare gets a request that does not fit
+        let err = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, input, NOW_MS).await.unwrap_err();
+
+        // THEN it is refused as InvalidInput (not Locked: it would never succeed), before any ledger call
+        assert_eq!(err.name(), "InvalidInput", "{what}: {err:?}");
+        assert!(ledger.calls().is_empty(), "{what}: {:?}", ledger.calls());
+        assert_eq!(ledger.lock(FN).unwrap().owner, "deploy-ml-inference-333333333333", "{what}");
+        assert!(lambda.calls().is_empty(), "{what}: {:?}", lambda.calls());
+    }
+}
+
+// ---- superseded ----
+
+/// The records of a function where image c (pushed at `c_pushed`) was deployed over version 1 as version 2,
+/// after image 1 (pushed a day earlier) went live as version 1; then a deployment of image b was rolled back.
+fn history_with_c_live(c_pushed: i64) -> FakeLedger {
+    FakeLedger::with_records([
+        record("deploy-ml-inference-111111111111", Outcome::Deployed, &v1(), c_pushed - 86_400_000, None, Some("1"), 1),
+        record("deploy-ml-inference-cccccccccccc", Outcome::Deployed, &digest('c'), c_pushed, Some("1"), Some("2"), 2),
+        record(
+            "deploy-ml-inference-bbbbbbbbbbbb",
+            Outcome::RolledBack,
+            &broken(),
+            c_pushed + 1,
+            Some("2"),
+            Some("2"),
+            3,
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn an_image_older_than_the_live_one_is_superseded_by_it() {
+    // GIVEN the records show image c live, pushed after the candidate v2 (its event arrives late)
+    let (store, lambda) = live_on_1();
+    let registry = registry();
+    let v2_pushed = registry.pushed_at(REPO, &v2()).unwrap();
+    let ledger = history_with_c_live(v2_pushed + 60_000);
+
+    // WHEN v2 is prepared
+    let plan = run_in(&store, &registry, &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+        .await
+        .unwrap();
+
+    // THEN the plan says v2 is superseded by c, and carries v2's push time
+    assert_eq!(plan.superseded_by, Some(digest('c')));
+    assert_eq!(plan.image_pushed_at_ms, Some(v2_pushed));
+    // AND the records were read after the lock was taken
+    assert_eq!(ledger.ops(), ["Acquire", "History"]);
+    assert!(lambda.writes().is_empty());
+}
+
+#[tokio::test]
+async fn an_image_newer_than_the_live_one_is_not_superseded() {
+    // GIVEN the records show image c live, pushed before the candidate v2
+    let (store, lambda) = live_on_1();
+    let registry = registry();
+    let v2_pushed = registry.pushed_at(REPO, &v2()).unwrap();
+    let ledger = history_with_c_live(v2_pushed - 60_000);
+
+    // WHEN v2 is prepared
+    let plan = run_in(&store, &registry, &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+        .await
+        .unwrap();
+
+    // THEN it is not superseded
+    assert_eq!(plan.superseded_by, None);
+    assert_eq!(plan.image_pushed_at_ms, Some(v2_pushed));
+}
+
+#[tokio::test]
+async fn the_live_image_itself_is_not_superseded() {
+    // GIVEN the records show image c live
+    let (store, lambda) = live_on_1();
+    let registry = FakeRegistry::default();
+    registry.push(REPO, &digest('c'), "sha-ccccccc", SINGLE_ARCH);
+    let c_pushed = registry.pushed_at(REPO, &digest('c')).unwrap();
+    let ledger = history_with_c_live(c_pushed);
+
+    // WHEN image c is prepared again (a re-tag, or a re-run)
+    let plan =
+        run_in(&store, &registry, &lambda, &ledger, EXECUTION, request(FN, REPO, &digest('c'), "sha-ccccccc"), NOW_MS)
+            .await
+            .unwrap();
+
+    // THEN it does not supersede itself
+    assert_eq!(plan.superseded_by, None);
+}
+
+#[tokio::test]
+async fn an_image_with_no_push_time_or_no_records_is_not_superseded() {
+    // GIVEN ECR gives no push time for v2, although the records show a newer image live
+    let (store, lambda) = live_on_1();
+    let undated = FakeRegistry::default();
+    undated.push_at(REPO, &v2(), "sha-2222222", SINGLE_ARCH, None);
+    let ledger = history_with_c_live(NOW_MS - 1_000);
+
+    // WHEN v2 is prepared
+    let plan = run_in(&store, &undated, &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+        .await
+        .unwrap();
+
+    // THEN nothing says it is older: it is not superseded
+    assert_eq!((plan.superseded_by, plan.image_pushed_at_ms), (None, None));
+
+    // AND with no records at all, neither is an image with a push time
+    let plan = run(&store, &registry(), &lambda, request(FN, REPO, &v2(), "sha-2222222")).await.unwrap();
+    assert_eq!(plan.superseded_by, None);
 }

@@ -1,8 +1,8 @@
 //! Rollback: put the alias where it must be after a failure (automatic) or where an operator asks (manual),
 //! then prove it with the smoke cases through the alias.
 
-use deployer_core::decisions::alias_description;
-use deployer_core::plan::{Plan, RollbackInput, RollbackRequest, RolledBack};
+use deployer_core::decisions::{alias_description, lock_ttl_ms};
+use deployer_core::plan::{DeploymentRecord, Outcome, Plan, RollbackInput, RollbackRequest, RolledBack};
 use deployer_core::steps::rollback;
 use deployer_core::DeployError;
 use serde_json::json;
@@ -52,6 +52,9 @@ fn smoke_failure() -> DeployError {
     }
 }
 
+/// The execution deployctl starts for an operator's rollback.
+const ROLLBACK_EXECUTION: &str = "rollback-ml-inference-1795780799000";
+
 fn manual(to_version: Option<&str>, reason: Option<&str>) -> RollbackInput {
     RollbackInput::Manual {
         request: RollbackRequest {
@@ -60,7 +63,22 @@ fn manual(to_version: Option<&str>, reason: Option<&str>) -> RollbackInput {
             to_version: to_version.map(version),
             reason: reason.map(str::to_string),
         },
+        execution: execution(ROLLBACK_EXECUTION),
     }
+}
+
+/// The registry still holding every image the fixtures' versions run: a (1), c (2), v1 (3), v2 (4).
+fn images() -> FakeRegistry {
+    let r = FakeRegistry::default();
+    for d in [digest('a'), digest('c'), v1(), v2()] {
+        r.push(REPO, &d, &format!("sha-{}", &d.hex()[..7]), SINGLE_ARCH);
+    }
+    r
+}
+
+/// Rollback at [`NOW_MS`] with every image in the registry and an empty ledger.
+async fn run(lambda: &FakeLambda, store: &FakeStore, input: RollbackInput) -> Result<RolledBack, DeployError> {
+    rollback(lambda, store, &images(), &FakeLedger::new(), input, NOW_MS).await
 }
 
 fn alias_writes(lambda: &FakeLambda) -> usize {
@@ -84,7 +102,7 @@ async fn an_alias_still_on_the_previous_version_stays_and_is_verified() {
     let failure = smoke_failure();
 
     // WHEN the automatic rollback runs
-    let out = rollback(&lambda, &store, automatic(&plan(spec(), v2(), true, Some("3")), &failure)).await.unwrap();
+    let out = run(&lambda, &store, automatic(&plan(spec(), v2(), true, Some("3")), &failure)).await.unwrap();
 
     // THEN the alias is not written, and the smoke cases pass through it on version 3
     assert_eq!(alias_writes(&lambda), 0, "{:?}", lambda.calls());
@@ -109,7 +127,7 @@ async fn an_alias_already_moved_is_moved_back_and_verified() {
         DeployError::AwsUnavailable { service: "lambda", message: "timeout after UpdateAlias was sent".into() };
 
     // WHEN the automatic rollback runs
-    let out = rollback(&lambda, &store, automatic(&plan(spec(), v2(), true, Some("3")), &failure)).await.unwrap();
+    let out = run(&lambda, &store, automatic(&plan(spec(), v2(), true, Some("3")), &failure)).await.unwrap();
 
     // THEN the alias goes back to version 3, guarded by its RevisionId, and is verified there
     assert_eq!(
@@ -140,7 +158,7 @@ async fn with_no_previous_version_nothing_is_touched_and_the_cause_says_nothing_
     let failure = smoke_failure();
 
     // WHEN the automatic rollback runs
-    let out = rollback(&lambda, &store, automatic(&plan(spec(), v2(), false, None), &failure)).await.unwrap();
+    let out = run(&lambda, &store, automatic(&plan(spec(), v2(), false, None), &failure)).await.unwrap();
 
     // THEN the alias is only read (not created or moved), nothing is invoked, and the cause says no
     // traffic was affected
@@ -173,7 +191,7 @@ async fn an_alias_created_by_the_failed_deployment_is_not_reported_as_absent() {
         DeployError::AwsUnavailable { service: "lambda", message: "timeout after CreateAlias was sent".into() };
 
     // WHEN the automatic rollback runs
-    let out = rollback(&lambda, &store, automatic(&plan(spec(), v2(), false, None), &failure)).await.unwrap();
+    let out = run(&lambda, &store, automatic(&plan(spec(), v2(), false, None), &failure)).await.unwrap();
 
     // THEN the cause tells the truth: the alias exists and serves version 1
     assert_eq!(lambda.count("GetAlias"), 1);
@@ -189,7 +207,7 @@ async fn a_previous_version_that_fails_verification_is_a_rollback_failure() {
 
     // WHEN the automatic rollback runs
     let err =
-        rollback(&lambda, &store, automatic(&plan(spec(), v2(), true, Some("3")), &smoke_failure())).await.unwrap_err();
+        run(&lambda, &store, automatic(&plan(spec(), v2(), true, Some("3")), &smoke_failure())).await.unwrap_err();
 
     // THEN it is a RollbackFailed that says where the alias is and what failed, for a human to look at
     let DeployError::RollbackFailed { function, message } = &err else { panic!("{err:?}") };
@@ -208,7 +226,7 @@ async fn a_throttled_verification_propagates_and_the_retry_completes() {
     let input = automatic(&plan(spec(), v2(), true, Some("3")), &smoke_failure());
 
     // WHEN the automatic rollback runs
-    let err = rollback(&lambda, &store, input.clone()).await.unwrap_err();
+    let err = run(&lambda, &store, input.clone()).await.unwrap_err();
 
     // THEN the throttle propagates (after the alias was moved back)
     assert_eq!(err, throttled);
@@ -216,7 +234,7 @@ async fn a_throttled_verification_propagates_and_the_retry_completes() {
 
     // AND the state machine's retry of the same input completes without moving the alias again
     lambda.clear_calls();
-    let out = rollback(&lambda, &store, input).await.unwrap();
+    let out = run(&lambda, &store, input).await.unwrap();
     assert_eq!(alias_writes(&lambda), 0);
     assert_eq!(out.to_version, Some(version("3")));
     assert_eq!(out.verified_cases, 2);
@@ -234,7 +252,7 @@ async fn a_cause_that_is_not_lambda_json_is_quoted_as_is() {
     .unwrap();
 
     // WHEN the automatic rollback runs
-    let out = rollback(&lambda, &store, input).await.unwrap();
+    let out = run(&lambda, &store, input).await.unwrap();
 
     // THEN the cause carries the error name and the plain cause
     assert!(out.cause.contains("States.Timeout"), "{}", out.cause);
@@ -250,7 +268,7 @@ async fn a_requested_version_gets_the_alias_and_is_verified() {
     let before = lambda.alias(FN, "live").unwrap();
 
     // WHEN an operator rolls back to version 2
-    let out = rollback(&lambda, &store, manual(Some("2"), Some("v4 misclassifies large cells"))).await.unwrap();
+    let out = run(&lambda, &store, manual(Some("2"), Some("v4 misclassifies large cells"))).await.unwrap();
 
     // THEN the alias moves to version 2 with its RevisionId, and the smoke cases pass through it there
     assert_eq!(lambda.count("UpdateAlias"), 1);
@@ -273,7 +291,7 @@ async fn without_a_version_the_recorded_previous_one_is_used() {
     let (lambda, store) = moved_to_4();
 
     // WHEN an operator rolls back without naming a version
-    let out = rollback(&lambda, &store, manual(None, None)).await.unwrap();
+    let out = run(&lambda, &store, manual(None, None)).await.unwrap();
 
     // THEN the alias goes to version 3
     assert_eq!(lambda.alias(FN, "live").unwrap().version, "3");
@@ -288,7 +306,7 @@ async fn a_request_for_the_version_already_served_moves_nothing() {
     let (lambda, store) = live_on_3();
 
     // WHEN an operator rolls back to version 3
-    let out = rollback(&lambda, &store, manual(Some("3"), None)).await.unwrap();
+    let out = run(&lambda, &store, manual(Some("3"), None)).await.unwrap();
 
     // THEN the alias is not written, and it is verified
     assert_eq!(alias_writes(&lambda), 0);
@@ -303,7 +321,7 @@ async fn with_no_recorded_previous_version_the_operator_is_asked_for_to_version(
     lambda.seed_alias(&spec(), &version("4"), "created in the console");
 
     // WHEN an operator rolls back without naming a version
-    let err = rollback(&lambda, &store, manual(None, None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(None, None)).await.unwrap_err();
 
     // THEN it is an InvalidInput asking for toVersion, and nothing is written
     let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
@@ -318,7 +336,7 @@ async fn a_function_the_deployer_does_not_manage_is_refused() {
     let store = FakeStore::default();
 
     // WHEN an operator asks to roll it back
-    let err = rollback(&lambda, &store, manual(Some("3"), None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(Some("3"), None)).await.unwrap_err();
 
     // THEN it is an InvalidInput naming it, and Lambda is not touched
     let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
@@ -333,7 +351,7 @@ async fn a_target_whose_function_is_gone_is_not_found() {
     let store = FakeStore::with([spec()]);
 
     // WHEN an operator asks to roll it back
-    let err = rollback(&lambda, &store, manual(Some("3"), None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(Some("3"), None)).await.unwrap_err();
 
     // THEN the function is not found
     assert_eq!(err, DeployError::NotFound { what: "function", message: "ml-inference does not exist".into() });
@@ -345,7 +363,7 @@ async fn a_version_that_does_not_exist_is_not_found() {
     let (lambda, store) = moved_to_4();
 
     // WHEN an operator asks for version 9
-    let err = rollback(&lambda, &store, manual(Some("9"), None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(Some("9"), None)).await.unwrap_err();
 
     // THEN the version is not found, and nothing is written
     let DeployError::NotFound { what, message } = &err else { panic!("{err:?}") };
@@ -367,7 +385,7 @@ async fn a_failed_version_is_refused() {
     }
 
     // WHEN an operator asks for version 2
-    let err = rollback(&lambda, &store, manual(Some("2"), None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(Some("2"), None)).await.unwrap_err();
 
     // THEN it is an InvalidInput with the version's reason, and nothing is written
     let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
@@ -386,7 +404,7 @@ async fn a_function_without_alias_is_refused() {
     let store = FakeStore::with([spec()]);
 
     // WHEN an operator asks to roll it back
-    let err = rollback(&lambda, &store, manual(Some("1"), None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(Some("1"), None)).await.unwrap_err();
 
     // THEN it is an InvalidInput saying there is no alias, and nothing is created
     let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
@@ -401,9 +419,212 @@ async fn a_requested_version_that_fails_verification_is_a_rollback_failure() {
     lambda.model(&digest('c'), crashing_model());
 
     // WHEN an operator rolls back to it
-    let err = rollback(&lambda, &store, manual(Some("2"), None)).await.unwrap_err();
+    let err = run(&lambda, &store, manual(Some("2"), None)).await.unwrap_err();
 
     // THEN it is a RollbackFailed naming the version and the failure
     let DeployError::RollbackFailed { message, .. } = &err else { panic!("{err:?}") };
     assert!(message.starts_with("alias live is on version 2, but that version fails its smoke test"), "{message}");
+}
+
+// ---- manual, with the lock and the records ----
+
+/// The records of the fixtures' history, as Finish wrote them: image a went live as version 1, c over it as
+/// 2, a deployment of v1 (version 3) failed its smoke test and was rolled back to 2, then v2 went live as 4
+/// over 2. (Version 3 was published, and the fixture's alias description says previous=3.)
+fn recorded_history() -> FakeLedger {
+    FakeLedger::with_records([
+        record("deploy-ml-inference-aaaaaaaaaaaa", Outcome::Deployed, &digest('a'), 10, None, Some("1"), 100),
+        record("deploy-ml-inference-cccccccccccc", Outcome::Deployed, &digest('c'), 20, Some("1"), Some("2"), 200),
+        record("deploy-ml-inference-111111111111", Outcome::RolledBack, &v1(), 30, Some("3"), Some("2"), 300),
+        record(EXECUTION, Outcome::Deployed, &v2(), 40, Some("2"), Some("4"), 400),
+    ])
+}
+
+#[tokio::test]
+async fn a_manual_rollback_takes_the_lock_for_its_execution() {
+    // GIVEN the alias serves version 4, no records, and the lock is free
+    let (lambda, store) = moved_to_4();
+    let ledger = FakeLedger::new();
+
+    // WHEN an operator rolls back to version 2
+    let out = rollback(&lambda, &store, &images(), &ledger, manual(Some("2"), None), NOW_MS).await.unwrap();
+
+    // THEN the rollback's execution holds the lock until now + the TTL (Finish releases it), and it was taken
+    // before the records were read
+    assert_eq!(out.to_version, Some(version("2")));
+    assert_eq!(
+        ledger.lock(FN),
+        Some(Lock { owner: ROLLBACK_EXECUTION.into(), expires_at_ms: NOW_MS + lock_ttl_ms(120) })
+    );
+    assert_eq!(ledger.ops(), ["Acquire", "History"]);
+}
+
+#[tokio::test]
+async fn a_manual_rollback_while_another_execution_holds_the_lock_is_locked() {
+    // GIVEN the alias serves version 4, and a deployment holds the lock for another minute
+    let (lambda, store) = moved_to_4();
+    let ledger = FakeLedger::new();
+    let deploying = "deploy-ml-inference-333333333333";
+    ledger.seed_lock(FN, deploying, NOW_MS + 60_000);
+
+    // WHEN an operator rolls back to version 2
+    let err = rollback(&lambda, &store, &images(), &ledger, manual(Some("2"), None), NOW_MS).await.unwrap_err();
+
+    // THEN it is Locked naming the deployment that holds it
+    let DeployError::Locked { function, owner, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((function.as_str(), owner.as_str()), (FN, deploying));
+    // AND the alias is neither written nor invoked, and the deployment keeps its lock
+    assert_eq!(alias_writes(&lambda), 0, "{:?}", lambda.calls());
+    assert_eq!(lambda.count("Invoke"), 0);
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "4");
+    assert_eq!(ledger.lock(FN).unwrap().owner, deploying);
+    assert_eq!(ledger.ops(), ["Acquire"]);
+}
+
+#[tokio::test]
+async fn without_a_version_the_records_previous_version_wins_over_the_alias_description() {
+    // GIVEN the alias serves version 4 and its description says previous=3, but the records say version 4
+    // was deployed over version 2 (version 3's deployment was rolled back)
+    let (lambda, store) = moved_to_4();
+    let ledger = recorded_history();
+
+    // WHEN an operator rolls back without naming a version
+    let out = rollback(&lambda, &store, &images(), &ledger, manual(None, None), NOW_MS).await.unwrap();
+
+    // THEN the alias goes to version 2, and is verified there
+    assert_eq!(out.to_version, Some(version("2")));
+    assert_eq!(out.from_version, Some(version("4")));
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "2");
+    assert_verified_through_alias(&lambda, "2");
+}
+
+#[tokio::test]
+async fn a_version_not_recorded_good_is_refused_listing_the_good_ones() {
+    // GIVEN the records: versions 1, 2 and 4 served; version 3 failed its smoke test and was rolled back
+    let (lambda, store) = moved_to_4();
+    let ledger = recorded_history();
+
+    // WHEN an operator asks for version 3
+    let err = rollback(&lambda, &store, &images(), &ledger, manual(Some("3"), None), NOW_MS).await.unwrap_err();
+
+    // THEN it is an InvalidInput naming version 3 and listing the good versions, and the alias is not written
+    let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
+    assert!(message.contains("version 3 of ml-inference never served successfully"), "{message}");
+    assert!(message.contains("recorded good versions: 1, 2, 4"), "{message}");
+    assert!(lambda.writes().is_empty(), "{:?}", lambda.writes());
+    assert_eq!(lambda.count("Invoke"), 0);
+}
+
+#[tokio::test]
+async fn with_no_records_at_all_any_existing_version_is_allowed() {
+    // GIVEN the alias serves version 4, and the ledger has no record of this function
+    let (lambda, store) = moved_to_4();
+    let ledger = FakeLedger::new();
+    ledger.seed_record(DeploymentRecord {
+        function: fname("another-function"),
+        ..record("deploy-another-function-1", Outcome::Deployed, &v2(), 1, None, Some("7"), 1)
+    });
+
+    // WHEN an operator asks for version 3 (which the records of another function do not make good or bad)
+    let out = rollback(&lambda, &store, &images(), &ledger, manual(Some("3"), None), NOW_MS).await.unwrap();
+
+    // THEN the alias goes to version 3 and is verified there
+    assert_eq!(out.to_version, Some(version("3")));
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "3");
+    assert_verified_through_alias(&lambda, "3");
+}
+
+#[tokio::test]
+async fn a_version_whose_image_is_gone_from_the_registry_is_refused() {
+    // GIVEN version 2 runs image c, which a lifecycle policy deleted from ECR
+    let (lambda, store) = moved_to_4();
+    let registry = images();
+    registry.delete(REPO, &digest('c'));
+    let ledger = recorded_history();
+
+    // WHEN an operator asks for version 2 (recorded good)
+    let err = rollback(&lambda, &store, &registry, &ledger, manual(Some("2"), None), NOW_MS).await.unwrap_err();
+
+    // THEN it is an InvalidInput naming the version, its digest and the repository, and nothing is written
+    let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
+    assert!(message.contains(&format!("version 2 of ml-inference ({})", digest('c'))), "{message}");
+    assert!(message.contains("no longer in repository ml-inference"), "{message}");
+    assert!(lambda.writes().is_empty(), "{:?}", lambda.writes());
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "4");
+}
+
+#[tokio::test]
+async fn a_version_whose_image_is_gone_is_refused_with_no_records_too() {
+    // GIVEN no records, and version 3's image v1 deleted from ECR
+    let (lambda, store) = moved_to_4();
+    let registry = images();
+    registry.delete(REPO, &v1());
+
+    // WHEN an operator rolls back without naming a version (the alias description says previous=3)
+    let err = rollback(&lambda, &store, &registry, &FakeLedger::new(), manual(None, None), NOW_MS).await.unwrap_err();
+
+    // THEN version 3 is refused for its missing image
+    let DeployError::InvalidInput { message } = &err else { panic!("{err:?}") };
+    assert!(message.contains(&format!("({}) is no longer in repository", v1())), "{message}");
+    assert!(lambda.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_version_that_does_not_exist_is_not_found_even_when_records_exist() {
+    // GIVEN versions 1 to 4, and records that do not list version 9
+    let (lambda, store) = moved_to_4();
+    let ledger = recorded_history();
+
+    // WHEN an operator asks for version 9
+    let err = rollback(&lambda, &store, &images(), &ledger, manual(Some("9"), None), NOW_MS).await.unwrap_err();
+
+    // THEN the version is not found (not "never served"), and nothing is written
+    let DeployError::NotFound { what, message } = &err else { panic!("{err:?}") };
+    assert_eq!(*what, "version");
+    assert!(message.starts_with("version 9 of ml-inference does not exist"), "{message}");
+    assert!(lambda.writes().is_empty());
+}
+
+/// The function was deployed by hand up to version 3; the deployer's first deployment put version 4 over it.
+/// The only record says so: 4 replaced 3. The alias served 3 before, so the records' own answer to "roll back"
+/// is 3; refusing it as "never served successfully" leaves the operator no way back but naming a version that
+/// is then refused too.
+#[tokio::test]
+async fn the_records_previous_version_is_not_refused_as_never_served() {
+    // GIVEN the alias serves version 4, and the only record is the deployer's first deployment, 3 -> 4
+    let (lambda, store) = moved_to_4();
+    let ledger = FakeLedger::with_records([record(EXECUTION, Outcome::Deployed, &v2(), 40, Some("3"), Some("4"), 400)]);
+
+    // WHEN an operator rolls back without naming a version
+    let out = rollback(&lambda, &store, &images(), &ledger, manual(None, None), NOW_MS).await;
+
+    // THEN the alias goes back to version 3, the version the records say it served before
+    let out = out.unwrap();
+    assert_eq!(out.to_version, Some(version("3")));
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "3");
+}
+
+/// Records exist, but none of a deployment that served: two pushes were rejected (a bad tag, and one that gave
+/// up waiting for the lock). Nothing about the function changed; the operator's request must be judged as with
+/// no records at all, not against an empty list of good versions that no version can ever be in.
+#[tokio::test]
+async fn records_of_rejections_only_do_not_make_every_version_unreachable() {
+    // GIVEN the alias serves version 4, and the function's only records are two rejected executions
+    let (lambda, store) = moved_to_4();
+    let rejected = |name: &str, at: i64| DeploymentRecord {
+        version_before: None,
+        version_after: None,
+        error: Some("InvalidInput".into()),
+        ..record(name, Outcome::Rejected, &v2(), 40, None, None, at)
+    };
+    let ledger =
+        FakeLedger::with_records([rejected("deploy-ml-inference-eeeeeeeeeeee", 100), rejected(EXECUTION, 200)]);
+
+    // WHEN an operator asks for version 3
+    let out = rollback(&lambda, &store, &images(), &ledger, manual(Some("3"), None), NOW_MS).await;
+
+    // THEN the alias goes to version 3, as it would with no records
+    let out = out.unwrap();
+    assert_eq!(out.to_version, Some(version("3")));
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "3");
 }

@@ -1,5 +1,6 @@
 //! Trigger: the ECR event in, one Step Functions execution per matching target out.
 
+use deployer_core::plan::PrepareInput;
 use deployer_core::steps::{trigger, Ignored, Started};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
@@ -47,14 +48,18 @@ async fn the_started_input_is_one_that_prepare_accepts() {
     let registry = FakeRegistry::default();
     registry.push(REPO, &v2(), "sha-2222222", SINGLE_ARCH);
     let lambda = FakeLambda::new();
+    let ledger = FakeLedger::new();
+    let (name, _) = executions.started().remove(0);
 
-    // WHEN the state machine hands that input to Prepare
-    let plan = deployer_core::steps::prepare(&store, &registry, &lambda, input).await.unwrap();
+    // WHEN the state machine hands that input to Prepare, in the execution the trigger started
+    let prepare_input = PrepareInput { request: input, execution: execution(&name) };
+    let plan = deployer_core::steps::prepare(&store, &registry, &lambda, &ledger, prepare_input, NOW_MS).await.unwrap();
 
-    // THEN Prepare reads it as the same deployment
+    // THEN Prepare reads it as the same deployment, and takes the function's lock for that execution
     assert_eq!(plan.image_digest, v2());
     assert_eq!(plan.image_tag, "sha-2222222");
     assert_eq!(plan.target.function.as_str(), FN);
+    assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(name));
 }
 
 #[tokio::test]

@@ -1,0 +1,431 @@
+//! Finish: every path of the state machine ends here; it records the execution and releases the function's
+//! lock if this execution holds it.
+
+use deployer_core::decisions::Drift;
+use deployer_core::plan::{
+    Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
+};
+use deployer_core::steps::{finish, Finished};
+use deployer_core::DeployError;
+use serde_json::{json, Value};
+
+use crate::fakes::*;
+
+const ROLLBACK_EXECUTION: &str = "rollback-ml-inference-1795780799000";
+/// When ECR received v2.
+const V2_PUSHED_MS: i64 = NOW_MS - 600_000;
+
+async fn run(ledger: &FakeLedger, execution_name: &str, input: Value, f: FinishInput) -> Result<Finished, DeployError> {
+    finish(ledger, FinishRequest { finish: f, execution: execution(execution_name), input }, NOW_MS).await
+}
+
+/// The trigger's input for v2.
+fn deploy_input() -> Value {
+    json!({"action": "deploy", "target": FN, "repository": REPO, "imageDigest": v2().as_str(), "imageTag": "sha-2222222"})
+}
+
+/// deployctl's input for a rollback to version 2.
+fn rollback_input() -> Value {
+    json!({"action": "rollback", "function": FN, "toVersion": "2", "reason": "v4 misclassifies large cells"})
+}
+
+/// Prepare's plan for v2 over version 3.
+fn the_plan() -> Plan {
+    Plan { image_pushed_at_ms: Some(V2_PUSHED_MS), ..plan(spec(), v2(), true, Some("3")) }
+}
+
+fn ended(outcome: Outcome) -> FinishInput {
+    FinishInput { outcome, plan: None, deployed: None, rollback: None, error: None, drift: vec![] }
+}
+
+/// A caught error, as Step Functions records it from the step's Lambda error.
+fn caught(e: &DeployError) -> StepFailure {
+    StepFailure { error: e.name().to_string(), cause: lambda_error_cause(e) }
+}
+
+fn smoke_failure() -> DeployError {
+    DeployError::SmokeTestFailed { function: FN.into(), report: "1 problem(s): $.classes[0] is 0, expected 1".into() }
+}
+
+/// The record of `execution` with nothing but its identity: each test fills in the rest.
+fn bare_record(execution_name: &str, trigger: &str, outcome: Outcome) -> DeploymentRecord {
+    DeploymentRecord {
+        function: fname(FN),
+        execution: execution_name.to_string(),
+        started_at: execution(execution_name).start_time,
+        finished_at_ms: NOW_MS,
+        trigger: trigger.to_string(),
+        outcome,
+        image_digest: None,
+        image_tag: None,
+        image_pushed_at_ms: None,
+        version_before: None,
+        version_after: None,
+        error: None,
+        cause: None,
+        drift: vec![],
+    }
+}
+
+/// The record of a deployment of v2 (tag sha-2222222, pushed at V2_PUSHED_MS).
+fn v2_record(execution_name: &str, trigger: &str, outcome: Outcome) -> DeploymentRecord {
+    DeploymentRecord {
+        image_digest: Some(v2()),
+        image_tag: Some("sha-2222222".into()),
+        image_pushed_at_ms: Some(V2_PUSHED_MS),
+        ..bare_record(execution_name, trigger, outcome)
+    }
+}
+
+/// A ledger where `owner` holds the function's lock.
+fn locked_by(owner: &str) -> FakeLedger {
+    let ledger = FakeLedger::new();
+    ledger.seed_lock(FN, owner, NOW_MS + 600_000);
+    ledger
+}
+
+fn finished(outcome: Outcome, released: bool) -> Finished {
+    Finished { outcome, function: Some(fname(FN)), recorded: true, released }
+}
+
+#[tokio::test]
+async fn a_deployment_is_recorded_with_its_image_versions_and_drift_and_releases_the_lock() {
+    // GIVEN the trigger's execution deployed v2 as version 4 over version 3, reconciling memory on the way, and
+    // holds the lock
+    let ledger = locked_by(EXECUTION);
+    let drift = vec![Drift { field: "memoryMb".into(), expected: "1024".into(), actual: "512".into() }];
+    let f = FinishInput {
+        plan: Some(the_plan()),
+        deployed: Some(Deployed {
+            function: fname(FN),
+            alias: "live".into(),
+            version: version("4"),
+            previous_version: Some(version("3")),
+            image_digest: v2(),
+            image_tag: "sha-2222222".into(),
+            moved: true,
+        }),
+        drift: drift.clone(),
+        ..ended(Outcome::Deployed)
+    };
+
+    // WHEN Finish runs
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+
+    // THEN the record says who, what and where: an ecr-push of v2, version 3 -> 4, with the drift; no error
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            version_before: Some("3".into()),
+            version_after: Some("4".into()),
+            drift,
+            ..v2_record(EXECUTION, "ecr-push", Outcome::Deployed)
+        }]
+    );
+    // AND the lock is released, after the record is written
+    assert_eq!(out, finished(Outcome::Deployed, true));
+    assert_eq!(ledger.lock(FN), None);
+    assert_eq!(ledger.ops(), ["Record", "Release"]);
+}
+
+#[tokio::test]
+async fn an_image_already_live_is_recorded_on_the_version_it_stays_on() {
+    // GIVEN a deployment started by hand (not by the trigger) found v2 already live on version 3
+    let name = "redeploy-ml-inference-by-hand";
+    let ledger = locked_by(name);
+    let f = FinishInput { plan: Some(Plan { already_live: true, ..the_plan() }), ..ended(Outcome::AlreadyLive) };
+
+    // WHEN Finish runs
+    let out = run(&ledger, name, deploy_input(), f).await.unwrap();
+
+    // THEN the record is a manual already-live on version 3 (before and after), and the lock is released
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            version_before: Some("3".into()),
+            version_after: Some("3".into()),
+            ..v2_record(name, "manual", Outcome::AlreadyLive)
+        }]
+    );
+    assert_eq!(out, finished(Outcome::AlreadyLive, true));
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn a_superseded_image_is_recorded_and_nothing_moves() {
+    // GIVEN Prepare found image c live, newer than v2
+    let ledger = locked_by(EXECUTION);
+    let f = FinishInput {
+        plan: Some(Plan { superseded_by: Some(digest('c')), ..the_plan() }),
+        ..ended(Outcome::Superseded)
+    };
+
+    // WHEN Finish runs
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+
+    // THEN the record is a superseded ecr-push of v2, the alias staying on version 3, and the lock is released
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            version_before: Some("3".into()),
+            version_after: Some("3".into()),
+            ..v2_record(EXECUTION, "ecr-push", Outcome::Superseded)
+        }]
+    );
+    assert_eq!(out, finished(Outcome::Superseded, true));
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn a_rejection_while_another_execution_deploys_is_recorded_and_leaves_its_lock_alone() {
+    // GIVEN Prepare kept finding the lock held by another execution, and the state machine gave up
+    let other = "deploy-ml-inference-333333333333";
+    let ledger = locked_by(other);
+    let locked = DeployError::Locked { function: FN.into(), owner: other.into(), until: "600 s from now".into() };
+    let f = FinishInput { error: Some(caught(&locked)), ..ended(Outcome::Rejected) };
+
+    // WHEN Finish runs (no plan: the function is named by the input)
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+
+    // THEN the record carries the error's name and the Lambda error's errorMessage as the cause
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            error: Some("Locked".into()),
+            cause: Some(locked.to_string()),
+            ..bare_record(EXECUTION, "ecr-push", Outcome::Rejected)
+        }]
+    );
+    // AND the other execution's lock is not released: it survives as it was
+    assert_eq!(out, finished(Outcome::Rejected, false));
+    assert_eq!(ledger.lock(FN), Some(Lock { owner: other.into(), expires_at_ms: NOW_MS + 600_000 }));
+}
+
+#[tokio::test]
+async fn a_rejected_request_is_recorded_with_the_error_message() {
+    // GIVEN Prepare refused a tag (before taking any lock)
+    let ledger = FakeLedger::new();
+    let refused = DeployError::invalid("tag \"latest\" is not allowed for ml-inference");
+    let f = FinishInput { error: Some(caught(&refused)), ..ended(Outcome::Rejected) };
+    let mut input = deploy_input();
+    input["imageTag"] = json!("latest");
+
+    // WHEN Finish runs
+    let out = run(&ledger, EXECUTION, input, f).await.unwrap();
+
+    // THEN the record names the function from the input, the error and its message; there was no lock to release
+    let [r] = &ledger.records(FN)[..] else { panic!("{:?}", ledger.records(FN)) };
+    assert_eq!((r.outcome, r.error.as_deref()), (Outcome::Rejected, Some("InvalidInput")));
+    assert_eq!(r.cause.as_deref(), Some("invalid input: tag \"latest\" is not allowed for ml-inference"));
+    assert_eq!((r.image_digest.as_ref(), r.version_before.as_ref(), r.version_after.as_ref()), (None, None, None));
+    assert_eq!(out, finished(Outcome::Rejected, false));
+}
+
+#[tokio::test]
+async fn a_rolled_back_deployment_records_the_rollbacks_cause() {
+    // GIVEN the smoke test of v2 failed after the alias was moved to version 4, and the rollback put it back on 3
+    let ledger = locked_by(EXECUTION);
+    let failure = smoke_failure();
+    let rollback_cause = format!(
+        "Deployment failed (SmokeTestFailed): {failure}. Rolled back: alias live was moved back from version 4 to \
+         version 3; 2 smoke case(s) pass through the alias."
+    );
+    let f = FinishInput {
+        plan: Some(the_plan()),
+        rollback: Some(RolledBack {
+            function: fname(FN),
+            alias: "live".into(),
+            from_version: Some(version("4")),
+            to_version: Some(version("3")),
+            verified_cases: 2,
+            cause: rollback_cause.clone(),
+        }),
+        error: Some(caught(&failure)),
+        ..ended(Outcome::RolledBack)
+    };
+
+    // WHEN Finish runs
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+
+    // THEN the record: the error's name, the rollback's cause (not the bare error), the alias from 4 back to 3
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            version_before: Some("4".into()),
+            version_after: Some("3".into()),
+            error: Some("SmokeTestFailed".into()),
+            cause: Some(rollback_cause),
+            ..v2_record(EXECUTION, "ecr-push", Outcome::RolledBack)
+        }]
+    );
+    assert_eq!(out, finished(Outcome::RolledBack, true));
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn a_failed_rollback_records_the_rollback_error() {
+    // GIVEN the rollback put the alias back on version 3, whose verification failed
+    let ledger = locked_by(EXECUTION);
+    let failure = DeployError::RollbackFailed {
+        function: FN.into(),
+        message: "alias live is on version 3, but that version fails its smoke test: ModelLoadError".into(),
+    };
+    let f = FinishInput { plan: Some(the_plan()), error: Some(caught(&failure)), ..ended(Outcome::RollbackFailed) };
+
+    // WHEN Finish runs
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+
+    // THEN the record carries RollbackFailed and its message, on the version the deployment started from
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            version_before: Some("3".into()),
+            version_after: Some("3".into()),
+            error: Some("RollbackFailed".into()),
+            cause: Some(failure.to_string()),
+            ..v2_record(EXECUTION, "ecr-push", Outcome::RollbackFailed)
+        }]
+    );
+    assert_eq!(out, finished(Outcome::RollbackFailed, true));
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn a_manual_rollback_is_recorded_as_the_operators_and_releases_the_lock() {
+    // GIVEN an operator's rollback moved the alias from version 4 to version 2, holding the lock
+    let ledger = locked_by(ROLLBACK_EXECUTION);
+    let cause = "alias live of ml-inference moved from version 4 to version 2 (v4 misclassifies large cells); 2 \
+                 smoke case(s) pass";
+    let f = FinishInput {
+        rollback: Some(RolledBack {
+            function: fname(FN),
+            alias: "live".into(),
+            from_version: Some(version("4")),
+            to_version: Some(version("2")),
+            verified_cases: 2,
+            cause: cause.into(),
+        }),
+        ..ended(Outcome::ManualRollback)
+    };
+
+    // WHEN Finish runs
+    let out = run(&ledger, ROLLBACK_EXECUTION, rollback_input(), f).await.unwrap();
+
+    // THEN the record is the operator's, 4 -> 2, with the rollback's cause and no image (there is no plan)
+    assert_eq!(
+        ledger.records(FN),
+        [DeploymentRecord {
+            version_before: Some("4".into()),
+            version_after: Some("2".into()),
+            cause: Some(cause.into()),
+            ..bare_record(ROLLBACK_EXECUTION, "operator", Outcome::ManualRollback)
+        }]
+    );
+    assert_eq!(out, finished(Outcome::ManualRollback, true));
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn a_refused_manual_rollback_is_recorded_and_releases_the_lock_it_took() {
+    // GIVEN a manual rollback took the lock, then refused the version asked for
+    let ledger = locked_by(ROLLBACK_EXECUTION);
+    let refused = DeployError::invalid("version 3 of ml-inference never served successfully under the deployer");
+    let f = FinishInput { error: Some(caught(&refused)), ..ended(Outcome::Rejected) };
+
+    // WHEN Finish runs (the function is named only by the input's "function")
+    let out = run(&ledger, ROLLBACK_EXECUTION, rollback_input(), f).await.unwrap();
+
+    // THEN the operator's rejection is recorded, and the lock is released
+    let [r] = &ledger.records(FN)[..] else { panic!("{:?}", ledger.records(FN)) };
+    assert_eq!(
+        (r.trigger.as_str(), r.outcome, r.error.as_deref()),
+        ("operator", Outcome::Rejected, Some("InvalidInput"))
+    );
+    assert_eq!(out, finished(Outcome::Rejected, true));
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn the_trigger_is_told_from_the_execution_name_and_the_action() {
+    let cases = [
+        ("deploy-ml-inference-222222222222", deploy_input(), "ecr-push"),
+        ("redeploy-ml-inference-by-hand", deploy_input(), "manual"),
+        ("rollback-ml-inference-1795780799000", rollback_input(), "operator"),
+        ("deploy-ml-inference-rollback", rollback_input(), "operator"),
+    ];
+    for (name, input, trigger) in cases {
+        // GIVEN an execution that ended without a plan or a rollback
+        let ledger = FakeLedger::new();
+
+        // WHEN Finish runs
+        run(&ledger, name, input, ended(Outcome::Rejected)).await.unwrap();
+
+        // THEN the record's trigger follows the name and the input's action
+        assert_eq!(ledger.records(FN)[0].trigger, trigger, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_input_that_names_no_function_records_nothing() {
+    let inputs =
+        [json!({"action": "deploy", "target": "not a function name!"}), json!({"hello": "world"}), json!(null)];
+    for input in inputs {
+        // GIVEN an execution started with an input that names no function, rejected by Prepare
+        let ledger = FakeLedger::new();
+        let f = FinishInput {
+            error: Some(caught(&DeployError::invalid("execution input: bad"))),
+            ..ended(Outcome::Rejected)
+        };
+
+        // WHEN Finish runs
+        let out = run(&ledger, "hand-made-execution", input.clone(), f).await.unwrap();
+
+        // THEN nothing is recorded or released, and the ledger is not called at all
+        assert_eq!(
+            out,
+            Finished { outcome: Outcome::Rejected, function: None, recorded: false, released: false },
+            "{input}"
+        );
+        assert!(ledger.calls().is_empty(), "{input}: {:?}", ledger.calls());
+    }
+}
+
+#[tokio::test]
+async fn a_failed_record_propagates_keeps_the_lock_and_the_retry_completes() {
+    // GIVEN the ledger's table throttles the first write of the record
+    let ledger = locked_by(EXECUTION);
+    let throttled = DeployError::Throttled { service: "dynamodb", message: "Rate exceeded".into() };
+    ledger.fail_next("Record", 1, throttled.clone());
+    let f = FinishInput { plan: Some(Plan { already_live: true, ..the_plan() }), ..ended(Outcome::AlreadyLive) };
+
+    // WHEN Finish runs
+    let err = run(&ledger, EXECUTION, deploy_input(), f.clone()).await.unwrap_err();
+
+    // THEN the throttle propagates for the state machine to retry, with nothing recorded and the lock still held
+    assert_eq!(err, throttled);
+    assert!(ledger.records(FN).is_empty());
+    assert_eq!(ledger.lock(FN).unwrap().owner, EXECUTION);
+    assert_eq!(ledger.ops(), ["Record"]);
+
+    // AND the retry records the execution once and releases the lock
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+    assert_eq!(out, finished(Outcome::AlreadyLive, true));
+    assert_eq!(ledger.records(FN).len(), 1);
+    assert_eq!(ledger.lock(FN), None);
+}
+
+#[tokio::test]
+async fn a_failed_release_propagates() {
+    // GIVEN the ledger's table is unavailable when the lock is released
+    let ledger = locked_by(EXECUTION);
+    let unavailable = DeployError::AwsUnavailable { service: "dynamodb", message: "connection reset".into() };
+    ledger.fail_next("Release", 1, unavailable.clone());
+    let f = FinishInput { plan: Some(Plan { already_live: true, ..the_plan() }), ..ended(Outcome::AlreadyLive) };
+
+    // WHEN Finish runs
+    let err = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap_err();
+
+    // THEN the error propagates, and the lock is still held (the retry releases it)
+    assert_eq!(err, unavailable);
+    assert_eq!(ledger.lock(FN).unwrap().owner, EXECUTION);
+}
