@@ -22,6 +22,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-untargeted",
     "e2e-ml-inference",
     "e2e-bad-input",
+    "e2e-safety",
 ];
 
 #[derive(Debug, Clone)]

@@ -103,6 +103,18 @@ classify! {
         is_too_many_requests_exception => Throttled,
         is_service_exception => Unavailable,
     }
+    aws_sdk_lambda::operation::put_function_concurrency::PutFunctionConcurrencyError {
+        is_resource_not_found_exception => NotFound,
+        is_resource_conflict_exception => Conflict,
+        is_too_many_requests_exception => Throttled,
+        is_service_exception => Unavailable,
+    }
+    aws_sdk_lambda::operation::delete_function_concurrency::DeleteFunctionConcurrencyError {
+        is_resource_not_found_exception => NotFound,
+        is_resource_conflict_exception => Conflict,
+        is_too_many_requests_exception => Throttled,
+        is_service_exception => Unavailable,
+    }
     InvokeError {
         // Invoked while the function is still being created or updated.
         is_resource_conflict_exception => Conflict,

@@ -74,6 +74,7 @@ macro_rules! function_state {
                 application_level: logging.and_then(|l| l.application_log_level()).map(|l| l.as_str().to_string()),
                 system_level: logging.and_then(|l| l.system_log_level()).map(|l| l.as_str().to_string()),
                 log_group: logging.and_then(|l| l.log_group()).map(str::to_string),
+                reserved_concurrency: None,
             },
         }
     }};
@@ -172,7 +173,33 @@ impl FunctionApi for LambdaControlPlane {
             operation: "GetFunction",
             message: format!("{name}: the answer has no Configuration"),
         })?;
-        Ok(Some(function_state!(name, c)))
+        let mut state = function_state!(name, c);
+        state.config.reserved_concurrency =
+            out.concurrency().and_then(|c| c.reserved_concurrent_executions()).map(|n| n.max(0) as u32);
+        Ok(Some(state))
+    }
+
+    async fn set_reserved_concurrency(&self, name: &FunctionName, reserved: Option<u32>) -> Result<()> {
+        match reserved {
+            Some(n) => {
+                self.client
+                    .put_function_concurrency()
+                    .function_name(name.as_str())
+                    .reserved_concurrent_executions(n as i32)
+                    .send()
+                    .await
+                    .map_err(|e| to_deploy_error(e, call("PutFunctionConcurrency", name.as_str())))?;
+            }
+            None => {
+                self.client
+                    .delete_function_concurrency()
+                    .function_name(name.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| to_deploy_error(e, call("DeleteFunctionConcurrency", name.as_str())))?;
+            }
+        }
+        Ok(())
     }
 
     async fn create_function(

@@ -69,6 +69,14 @@ pub fn config_drift(desired: &DesiredConfig, current: &FunctionState, default_lo
     out
 }
 
+/// Reserved concurrency is set apart from the configuration (PutFunctionConcurrency, no update cycle).
+pub fn concurrency_drift(desired: &DesiredConfig, current: &FunctionState) -> Option<Drift> {
+    let show = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "(unreserved)".into());
+    (desired.reserved_concurrency != current.config.reserved_concurrency).then(|| {
+        drift("reservedConcurrency", show(desired.reserved_concurrency), show(current.config.reserved_concurrency))
+    })
+}
+
 /// Whether the function runs exactly this image on this architecture.
 pub fn code_matches(current: &FunctionState, digest: &ImageDigest, architecture: &str) -> bool {
     current.code_sha256 == digest.hex() && current.config.architecture == architecture
@@ -335,6 +343,7 @@ mod tests {
             ephemeral_storage_mb: 512,
             environment: BTreeMap::from([("A".into(), "1".into())]),
             logging: LoggingSpec::default(),
+            reserved_concurrency: None,
         }
     }
 
@@ -360,6 +369,7 @@ mod tests {
                 application_level: Some("INFO".into()),
                 system_level: Some("INFO".into()),
                 log_group: Some("/aws/lambda/f".into()),
+                reserved_concurrency: None,
             },
         }
     }

@@ -171,6 +171,9 @@ pub struct ShiftInput {
     pub plan: Plan,
     pub published: Published,
     pub execution: String,
+    /// What drifted from the spec and was reconciled on the way (reported in the result).
+    #[serde(default)]
+    pub drift: Vec<Drift>,
 }
 
 /// The deployment's result: the alias, the version it serves, and what it served before.
@@ -185,6 +188,9 @@ pub struct Deployed {
     pub image_tag: String,
     /// False when the alias already pointed at the version (a re-run).
     pub moved: bool,
+    /// Configuration that had drifted from the spec (an edit in the console) and was put back.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
 }
 
 /// A failed step as Step Functions' Catch records it: `Error` is the error name, `Cause` its payload.

@@ -42,6 +42,8 @@ pub struct CurrentConfig {
     pub application_level: Option<String>,
     pub system_level: Option<String>,
     pub log_group: Option<String>,
+    /// Reserved concurrency (None: the function uses the account's unreserved pool).
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// A function (its $LATEST or a published version).
@@ -150,6 +152,12 @@ pub trait FunctionApi: Send + Sync {
         qualifier: &str,
         payload: &[u8],
     ) -> impl Future<Output = Result<Invocation>> + Send;
+    /// Reserve `Some(n)` concurrent executions for the function, or remove the reservation (`None`).
+    fn set_reserved_concurrency(
+        &self,
+        name: &FunctionName,
+        reserved: Option<u32>,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 pub trait ImageRegistry: Send + Sync {

@@ -71,6 +71,9 @@ pub struct DesiredConfig {
     pub environment: BTreeMap<String, String>,
     #[serde(default)]
     pub logging: LoggingSpec,
+    /// Concurrent executions reserved for the function (also its ceiling); absent: none reserved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<u32>,
 }
 
 fn default_memory() -> u32 {
@@ -254,6 +257,9 @@ impl TargetSpec {
                     "looks like a secret: store it in Secrets Manager or SSM and put its ARN here instead".into(),
                 );
             }
+        }
+        if c.reserved_concurrency.is_some_and(|n| n > 1000) {
+            bad("configuration.reservedConcurrency", "is above the default account limit of 1000".into());
         }
         if env_size > 4096 {
             bad("configuration.environment", format!("{env_size} bytes exceed Lambda's 4 KB limit"));

@@ -44,6 +44,7 @@ async fn describe_image_asks_for_the_digest_and_builds_the_repository_uri() {
                         .image_tags("sha-0123abc")
                         .image_tags("latest")
                         .image_manifest_media_type(MEDIA_TYPE)
+                        .image_pushed_at(aws_smithy_types::DateTime::from_millis(1_795_000_000_123))
                         .build(),
                 )
                 .build()
@@ -59,6 +60,7 @@ async fn describe_image_asks_for_the_digest_and_builds_the_repository_uri() {
             tags: vec!["sha-0123abc".into(), "latest".into()],
             manifest_media_type: Some(MEDIA_TYPE.into()),
             repository_uri: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/ml-inference".into(),
+            pushed_at_ms: Some(1_795_000_000_123),
         })
     );
     assert_eq!(rule.num_calls(), 1);

@@ -134,6 +134,7 @@ async fn get_function_maps_the_configuration_lambda_reports() {
             application_level: Some("DEBUG".into()),
             system_level: Some("WARN".into()),
             log_group: Some("/aws/lambda/ml-inference".into()),
+            reserved_concurrency: None,
         },
     };
     assert_eq!(got, Some(want));

@@ -42,5 +42,6 @@ pub async fn shift_alias(lambda: &impl FunctionApi, input: ShiftInput) -> Result
         image_digest: plan.image_digest.clone(),
         image_tag: plan.image_tag.clone(),
         moved,
+        drift: input.drift.clone(),
     })
 }

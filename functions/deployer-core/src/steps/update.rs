@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::decisions::{next_update, UpdateDecision};
+use crate::decisions::{concurrency_drift, next_update, UpdateDecision};
 use crate::plan::{Plan, UpdateAction, UpdateOutput};
 use crate::ports::FunctionApi;
 use crate::steps::now_ms;
@@ -21,10 +21,18 @@ pub async fn update_function(lambda: &impl FunctionApi, input: UpdateInput) -> R
     let t = &plan.target;
     let current = lambda.get_function(&t.function, None).await?;
     let mut drift = input.previous.drift.clone();
+    if let Some(found) = current.as_ref().and_then(|f| concurrency_drift(&t.configuration, f)) {
+        tracing::warn!(function = %t.function, drift = ?found, "reserved concurrency drifted from the spec; reconciling");
+        lambda.set_reserved_concurrency(&t.function, t.configuration.reserved_concurrency).await?;
+        drift.push(found);
+    }
     let started_at_ms = now_ms();
     let action = match next_update(current.as_ref(), &t.configuration, &t.log_group(), &plan.image_digest) {
         UpdateDecision::Create => {
             lambda.create_function(&t.function, &plan.image_uri, &t.configuration).await?;
+            if t.configuration.reserved_concurrency.is_some() {
+                lambda.set_reserved_concurrency(&t.function, t.configuration.reserved_concurrency).await?;
+            }
             UpdateAction::Created
         }
         UpdateDecision::Wait => UpdateAction::Waiting,

@@ -336,6 +336,7 @@ fn current_from(d: &DesiredConfig, function: &str, architecture: &str) -> Curren
         application_level: level(&d.logging.application_level),
         system_level: level(&d.logging.system_level),
         log_group: Some(d.logging.log_group.clone().unwrap_or_else(|| format!("/aws/lambda/{function}"))),
+        reserved_concurrency: d.reserved_concurrency,
     }
 }
 
@@ -650,6 +651,7 @@ pub const WRITES: &[&str] = &[
     "PublishVersion",
     "CreateAlias",
     "UpdateAlias",
+    "SetReservedConcurrency",
 ];
 
 impl FakeLambda {
@@ -902,6 +904,12 @@ impl FunctionApi for FakeLambda {
 
     async fn invoke(&self, name: &FunctionName, qualifier: &str, payload: &[u8]) -> ports::Result<Invocation> {
         self.enter("Invoke", format!("Invoke {name}:{qualifier}"))?.invoke(name.as_str(), qualifier, payload)
+    }
+
+    async fn set_reserved_concurrency(&self, name: &FunctionName, reserved: Option<u32>) -> ports::Result<()> {
+        let mut world = self.enter("SetReservedConcurrency", format!("SetReservedConcurrency {name} {reserved:?}"))?;
+        world.function_mut(name.as_str()).latest.config.reserved_concurrency = reserved;
+        Ok(())
     }
 }
 

@@ -104,6 +104,7 @@ async fn a_deployment_is_recorded_with_its_image_versions_and_drift_and_releases
             image_digest: v2(),
             image_tag: "sha-2222222".into(),
             moved: true,
+            drift: drift.clone(),
         }),
         drift: drift.clone(),
         ..ended(Outcome::Deployed)

@@ -13,6 +13,7 @@ fn input(version_published: &str, previous: Option<&str>) -> ShiftInput {
         plan: plan(spec(), v2(), true, previous),
         published: Published { version: version(version_published), code_sha256: v2().hex().into() },
         execution: EXECUTION.into(),
+        drift: vec![],
     }
 }
 
@@ -45,6 +46,7 @@ async fn the_first_deploy_creates_the_alias() {
             image_digest: v2(),
             image_tag: "sha-2222222".into(),
             moved: true,
+            drift: vec![],
         }
     );
     let alias = lambda.alias(FN, "live").unwrap();

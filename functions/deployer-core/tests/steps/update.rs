@@ -155,6 +155,24 @@ async fn drifted_configuration_goes_first_then_the_code_then_nothing() {
 }
 
 #[tokio::test]
+async fn reserved_concurrency_drift_is_put_back_and_reported() {
+    // GIVEN a converged function whose reservation someone removed, under a spec that reserves 5
+    let lambda = FakeLambda::new();
+    lambda.seed_function(&spec(), &v2());
+    let reserving = spec_with(json!({"configuration": {"reservedConcurrency": 5}}));
+
+    // WHEN the update step runs
+    let out = update(&lambda, &plan(reserving.clone(), v2(), true, None), first_round()).await.unwrap();
+
+    // THEN the reservation is put back at once (no update cycle) and reported as drift
+    assert_eq!(out.drift, [drift("reservedConcurrency", "5", "(unreserved)")]);
+    assert_eq!(lambda.writes().iter().filter(|w| w.starts_with("SetReservedConcurrency")).count(), 1);
+    // AND a second round finds nothing to reconcile
+    let again = update(&lambda, &plan(reserving, v2(), true, None), first_round()).await.unwrap();
+    assert!(again.drift.is_empty(), "{:?}", again.drift);
+}
+
+#[tokio::test]
 async fn a_converged_function_gets_nothing() {
     // GIVEN a function that already runs the candidate with the spec's configuration
     let lambda = FakeLambda::new();
