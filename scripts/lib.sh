@@ -12,15 +12,27 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Install the pinned Python tools into the project's virtualenv, once per version of requirements.txt.
 ensure_venv() {
-  local stamp="$VENV/.requirements.sha256" want
-  want=$(sha256sum "$ROOT/scripts/requirements.txt" | cut -d' ' -f1)
+  install_pinned "$VENV" "$ROOT/scripts/requirements.txt"
+}
+
+# checkov (tests only) has a virtualenv of its own, $VENV/checkov: it pins boto3==1.35.49, whose botocore
+# would replace the one whose service models moto serves (local AWS would lose CloudWatch's JSON protocol).
+ensure_checkov() {
+  install_pinned "$VENV/checkov" "$ROOT/scripts/requirements-checkov.txt"
+}
+
+# install_pinned VENV REQUIREMENTS: create VENV if needed and install REQUIREMENTS, once per version of the file.
+install_pinned() {
+  local venv=$1 requirements=$2 stamp want
+  stamp="$venv/.requirements.sha256"
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
   command -v python3 >/dev/null || die "python3 is needed (3.11 or newer) to run local AWS"
-  say "installing pinned Python tools into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements.txt"
+  say "installing pinned Python tools into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" > "$stamp"
 }
 

@@ -18,6 +18,7 @@ fi
 
 ensure_debian_packages buildah curl
 ensure_venv
+ensure_checkov
 local_aws_env
 
 failed=()
@@ -40,6 +41,8 @@ step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-ima
   tests/scripts/*.sh
 step "ruff (Python)" bash -c "ruff check --quiet scripts/localaws examples && ruff format --check --quiet scripts/localaws examples"
 step "cfn-lint (template.yaml)" cfn-lint template.yaml
+step "checkov (IaC, workflows, Dockerfiles)" "$VENV/checkov/bin/checkov" -d . --framework cloudformation,github_actions,dockerfile \
+  --quiet --compact --skip-download --skip-path '^\./(target|\.venv|\.local-aws)$'
 step "actionlint (.github/workflows)" actionlint
 step "hadolint (Dockerfiles)" hadolint examples/ml-inference/Dockerfile tests/fixture-fn/Dockerfile
 step "model files = a fresh training" python examples/ml-inference/model/train.py --check

@@ -143,11 +143,7 @@ def install(service: LambdaService) -> None:
         _call(service.add_permission, account_id, region_name, {"fn": props["FunctionName"]}, body)
         return PermissionResource(sid)
 
-    def create_state_machine(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        from moto.stepfunctions.responses import get_backend
-
-        props = cloudformation_json["Properties"]
-        name = props.get("StateMachineName", resource_name)
+    def definition_of(props: dict) -> str:
         definition = props.get("DefinitionString", "")
         if not definition and props.get("Definition"):
             definition = json.dumps(props["Definition"])
@@ -157,12 +153,31 @@ def install(service: LambdaService) -> None:
             raise ValueError(f"DefinitionSubstitutions lacks {', '.join(missing)}")
         for key, value in substitutions.items():
             definition = definition.replace("${" + key + "}", str(value))
+        return definition
+
+    def create_state_machine(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.stepfunctions.responses import get_backend
+
+        props = cloudformation_json["Properties"]
+        name = props.get("StateMachineName", resource_name)
+        definition = definition_of(props)
         tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags", [])]
         backend = get_backend(account_id, region_name)
         return backend.create_state_machine(name, definition, props.get("RoleArn", ""), tags=tags)
+
+    def update_state_machine(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        from moto.stepfunctions.responses import get_backend
+
+        props = cloudformation_json["Properties"]
+        backend = get_backend(account_id, region_name)
+        backend.update_state_machine(
+            original_resource.arn, definition=definition_of(props), role_arn=props.get("RoleArn")
+        )
+        return backend.describe_state_machine(original_resource.arn)
 
     LambdaFunction.create_from_cloudformation_json = classmethod(create_function)
     LambdaFunction.update_from_cloudformation_json = classmethod(update_function)
     LambdaFunction.delete_from_cloudformation_json = classmethod(delete_function)
     Permission.create_from_cloudformation_json = classmethod(create_permission)
     StateMachine.create_from_cloudformation_json = classmethod(create_state_machine)
+    StateMachine.update_from_cloudformation_json = classmethod(update_state_machine)

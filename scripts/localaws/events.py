@@ -30,6 +30,9 @@ def install(lambda_service, endpoint_url: str) -> None:
     def send_to_targets(self, original_event, transform_input=True):
         if getattr(self, "state", "ENABLED") != "ENABLED":
             return
+        if not getattr(self, "event_pattern", None) or not getattr(self.event_pattern, "_pattern", True):
+            # A schedule-only rule (ScheduleExpression, no EventPattern) matches no event.
+            return
         if not self.event_pattern.matches_event(original_event):
             return
         ours = [t for t in self.targets if _service(t["Arn"]) in ("lambda", "states")]

@@ -322,3 +322,29 @@ async fn pushes_no_target_allows_change_nothing_and_bad_input_is_refused() {
     let name = format!("deploy-{}-{}", t.function, &digest["sha256:".len().."sha256:".len() + 12]);
     assert!(env.sfn.describe_execution().execution_arn(env.stack.execution_arn(&name)).send().await.is_err());
 }
+
+#[tokio::test]
+async fn a_push_whose_event_was_lost_is_deployed_by_the_reconcile() {
+    let env = env().await;
+    // GIVEN a target on a repository whose pushes reach no trigger (as if ECR's event were lost)
+    let t = env.target("e2e-reconcile").await;
+    let repo = t.repository.to_string();
+    let digest = tokio::task::spawn_blocking(move || fixture::push_image(&repo, "sha-0000001", "found")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let name = format!("deploy-{}-{}", t.function, &digest["sha256:".len().."sha256:".len() + 12]);
+    assert!(env.sfn.describe_execution().execution_arn(env.stack.execution_arn(&name)).send().await.is_err());
+
+    // WHEN the reconcile runs (the schedule does it every 15 minutes; here for this target only)
+    let (err, report) = env.trigger(json!({"reconcile": {"targets": [t.function]}})).await;
+    assert_eq!(err, None, "{report}");
+    assert_eq!(report["started"][0]["target"], t.function.as_str(), "{report}");
+
+    // THEN the image is deployed under the push's own execution name, and a second run starts nothing
+    let exec = stack::finished(&env.sfn, &env.stack.execution_arn(&name), TIMEOUT).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.invoke_alias(&t).await["variant"], "found");
+    let (_, again) = env.trigger(json!({"reconcile": {"targets": [t.function]}})).await;
+    assert_eq!(again["started"], json!([]), "{again}");
+    assert!(again["ignored"][0]["reason"].as_str().unwrap().contains("already serves"), "{again}");
+    env.store.delete(&t.function).await.unwrap();
+}

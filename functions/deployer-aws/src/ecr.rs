@@ -66,4 +66,44 @@ impl ImageRegistry for EcrRegistry {
             pushed_at_ms: detail.image_pushed_at().and_then(|t| t.to_millis().ok()),
         }))
     }
+
+    async fn list_images(&self, repository: &RepositoryName) -> Result<Vec<ImageInfo>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .describe_images()
+                .repository_name(repository.as_str())
+                .filter(
+                    aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                        .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                        .build(),
+                )
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    to_deploy_error(
+                        e,
+                        Call { service: ECR, operation: "DescribeImages", resource: repository.as_str() },
+                    )
+                })?;
+            for d in page.image_details() {
+                let (Some(digest), Some(registry)) = (d.image_digest(), d.registry_id()) else { continue };
+                let Ok(digest) = ImageDigest::parse(digest) else { continue };
+                out.push(ImageInfo {
+                    digest,
+                    tags: d.image_tags().to_vec(),
+                    manifest_media_type: d.image_manifest_media_type().map(str::to_string),
+                    repository_uri: format!("{registry}.dkr.ecr.{}.amazonaws.com/{repository}", self.region),
+                    pushed_at_ms: d.image_pushed_at().and_then(|t| t.to_millis().ok()),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
 }

@@ -167,6 +167,8 @@ pub trait ImageRegistry: Send + Sync {
         repository: &RepositoryName,
         digest: &ImageDigest,
     ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+    /// Every tagged image in the repository.
+    fn list_images(&self, repository: &RepositoryName) -> impl Future<Output = Result<Vec<ImageInfo>>> + Send;
 }
 
 pub trait TargetStore: Send + Sync {

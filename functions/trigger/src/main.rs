@@ -1,7 +1,10 @@
 //! The trigger: EventBridge delivers ECR's push event; one execution starts per target that deploys the
-//! repository and tag, named after the target and digest so a duplicate event starts nothing.
+//! repository and tag, named after the target and digest so a duplicate event starts nothing. A
+//! scheduled event (or `{"reconcile": {"targets": [...]}}`) deploys allowed images whose push event was
+//! lost.
 
-use deployer_aws::{step, DynamoTargetStore, SfnExecutions};
+use deployer_aws::{step, DynamoTargetStore, EcrRegistry, LambdaControlPlane, SfnExecutions};
+use deployer_core::steps;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -12,10 +15,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = step::sdk_config().await;
     let store = &DynamoTargetStore::from_sdk(&sdk, config.get("TARGETS_TABLE"));
     let executions = &SfnExecutions::from_sdk(&sdk, config.get("STATE_MACHINE_ARN"));
+    let registry = &EcrRegistry::from_sdk(&sdk);
+    let lambda = &LambdaControlPlane::from_sdk(&sdk);
     let region = &config.region;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        let account = step::account_of(&ev.context.invoked_function_arn);
-        let report = deployer_core::steps::trigger(store, executions, &ev.payload, &account, region).await?;
+        let report = if steps::is_reconcile(&ev.payload) {
+            steps::reconcile(store, registry, lambda, executions, &ev.payload).await?
+        } else {
+            let account = step::account_of(&ev.context.invoked_function_arn);
+            steps::trigger(store, executions, &ev.payload, &account, region).await?
+        };
         Ok::<_, step::StepError>(report)
     }))
     .await

@@ -18,7 +18,7 @@ pub use publish::publish_version;
 pub use rollback::rollback;
 pub use shift::shift_alias;
 pub use smoke::{run_cases, smoke_test, SmokeRun};
-pub use trigger::{trigger, Ignored, Started, TriggerReport};
+pub use trigger::{is_reconcile, reconcile, trigger, Ignored, Started, TriggerReport};
 pub use update::{update_function, UpdateInput};
 
 use serde::de::DeserializeOwned;

@@ -3,8 +3,10 @@ use serde_json::Value;
 
 use crate::decisions::execution_name;
 use crate::event::{parse_push, NotAPush};
+use crate::ids::{FunctionName, ImageDigest, Version};
 use crate::plan::{DeployRequest, ExecutionInput};
-use crate::ports::{Executions, StartOutcome, TargetStore};
+use crate::ports::{Executions, FunctionApi, ImageRegistry, StartOutcome, TargetStore};
+use crate::spec::TargetSpec;
 use crate::DeployError;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,89 @@ pub struct Ignored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     pub reason: String,
+}
+
+/// A scheduled event (`source: aws.events`, `detail-type: Scheduled Event`) or an operator's
+/// `{"reconcile": {"targets": [...]}}`: ECR push events are best effort, so this finds, per target, the
+/// newest allowed image and deploys it if the alias does not serve it. The execution name is the same
+/// as the push's, so an image that was already attempted (even if it failed) is not started again.
+pub fn is_reconcile(event: &Value) -> bool {
+    event.get("reconcile").is_some()
+        || (event.get("source").and_then(Value::as_str) == Some("aws.events")
+            && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event"))
+}
+
+pub async fn reconcile(
+    store: &impl TargetStore,
+    registry: &impl ImageRegistry,
+    lambda: &impl FunctionApi,
+    executions: &impl Executions,
+    event: &Value,
+) -> Result<TriggerReport, DeployError> {
+    let only: Option<Vec<String>> = event
+        .get("reconcile")
+        .and_then(|r| r.get("targets"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+    let mut report = TriggerReport::default();
+    for target in store.list().await? {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == target.function.as_str())) {
+            continue;
+        }
+        let name = target.function.to_string();
+        let Some((digest, tag)) = newest_allowed(registry, &target).await? else {
+            report.ignored.push(Ignored { target: Some(name), reason: "no allowed image in the repository".into() });
+            continue;
+        };
+        if serves(lambda, &target.function, &target, &digest).await? {
+            report.ignored.push(Ignored { target: Some(name), reason: format!("alias already serves {digest}") });
+            continue;
+        }
+        let request = ExecutionInput::Deploy(DeployRequest {
+            target: target.function.clone(),
+            repository: target.repository.clone(),
+            image_digest: digest.clone(),
+            image_tag: tag,
+        });
+        let input = serde_json::to_string(&request).map_err(|e| DeployError::invalid(e.to_string()))?;
+        match executions.start(&execution_name(&target.function, &digest), &input).await? {
+            StartOutcome::Started { execution_arn } => {
+                tracing::warn!(target = %name, digest = %digest, "reconcile: an allowed image was never deployed; deploying it");
+                report.started.push(Started { target: name, execution_arn });
+            }
+            StartOutcome::AlreadyStarted => report.duplicates.push(name),
+        }
+    }
+    Ok(report)
+}
+
+async fn newest_allowed(
+    registry: &impl ImageRegistry,
+    target: &TargetSpec,
+) -> Result<Option<(ImageDigest, String)>, DeployError> {
+    let images = registry.list_images(&target.repository).await?;
+    Ok(images
+        .into_iter()
+        .filter_map(|i| {
+            let tag = i.tags.iter().find(|t| target.allows_tag(t))?.clone();
+            Some((i.pushed_at_ms.unwrap_or(0), i.digest, tag))
+        })
+        .max_by_key(|(at, _, _)| *at)
+        .map(|(_, d, t)| (d, t)))
+}
+
+async fn serves(
+    lambda: &impl FunctionApi,
+    function: &FunctionName,
+    target: &TargetSpec,
+    digest: &ImageDigest,
+) -> Result<bool, DeployError> {
+    if lambda.get_function(function, None).await?.is_none() {
+        return Ok(false);
+    }
+    let Some(alias) = lambda.get_alias(function, &target.alias).await? else { return Ok(false) };
+    let Ok(version) = Version::parse(&alias.version) else { return Ok(false) };
+    Ok(lambda.get_function(function, Some(version.as_str())).await?.is_some_and(|f| f.code_sha256 == digest.hex()))
 }
 
 /// EventBridge's ECR event in; one execution per target that deploys this repository and tag.

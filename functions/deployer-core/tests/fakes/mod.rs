@@ -1003,6 +1003,15 @@ impl ImageRegistry for FakeRegistry {
     ) -> ports::Result<Option<ImageInfo>> {
         Ok(self.images.lock().unwrap().get(&(repository.to_string(), digest.to_string())).cloned())
     }
+
+    async fn list_images(&self, repository: &RepositoryName) -> ports::Result<Vec<ImageInfo>> {
+        let images = self.images.lock().unwrap();
+        Ok(images
+            .iter()
+            .filter(|((r, _), i)| r == repository.as_str() && !i.tags.is_empty())
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
 }
 
 /// Step Functions executions: a name can be started once.

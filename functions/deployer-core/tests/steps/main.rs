@@ -8,6 +8,7 @@ mod check_ready;
 mod finish;
 mod prepare;
 mod publish;
+mod reconcile;
 mod rollback;
 mod shift;
 mod smoke;

@@ -1,0 +1,77 @@
+//! The reconcile: ECR push events are best effort, so a scheduled run deploys, per target, the newest
+//! allowed image the alias does not serve.
+
+use deployer_core::decisions::execution_name;
+use deployer_core::steps::{is_reconcile, reconcile};
+use serde_json::json;
+
+use crate::fakes::*;
+
+#[tokio::test]
+async fn a_scheduled_event_deploys_the_newest_allowed_image_the_alias_does_not_serve() {
+    // GIVEN the alias serves v1, and v2 (newer, allowed tag) was pushed but its event was lost
+    let lambda = FakeLambda::new();
+    let live = lambda.seed_release(&spec(), &v1());
+    lambda.seed_alias(&spec(), &live, "");
+    let registry = FakeRegistry::default();
+    registry.push_at(REPO, &v1(), "sha-1111111", SINGLE_ARCH, Some(1_000));
+    registry.push_at(REPO, &v2(), "sha-2222222", SINGLE_ARCH, Some(2_000));
+    registry.push_at(REPO, &digest('9'), "latest", SINGLE_ARCH, Some(3_000));
+    let store = FakeStore::with([spec()]);
+    let executions = FakeExecutions::default();
+    let event = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    assert!(is_reconcile(&event));
+
+    // WHEN the reconcile runs
+    let report = reconcile(&store, &registry, &lambda, &executions, &event).await.unwrap();
+
+    // THEN v2 (not the newer but disallowed "latest") is deployed, under the push's own execution name
+    let started = executions.started();
+    assert_eq!(started.len(), 1, "{report:?}");
+    assert_eq!(started[0].0, execution_name(&fname(FN), &v2()));
+    assert!(started[0].1.contains(v2().as_str()) && started[0].1.contains("sha-2222222"));
+    assert!(lambda.writes().is_empty());
+}
+
+#[tokio::test]
+async fn nothing_starts_when_the_alias_serves_the_newest_or_the_image_was_already_attempted() {
+    let lambda = FakeLambda::new();
+    let live = lambda.seed_release(&spec(), &v2());
+    lambda.seed_alias(&spec(), &live, "");
+    let registry = FakeRegistry::default();
+    registry.push_at(REPO, &v1(), "sha-1111111", SINGLE_ARCH, Some(1_000));
+    registry.push_at(REPO, &v2(), "sha-2222222", SINGLE_ARCH, Some(2_000));
+    let store = FakeStore::with([spec()]);
+    let executions = FakeExecutions::default();
+    let event = json!({"reconcile": {}});
+
+    let report = reconcile(&store, &registry, &lambda, &executions, &event).await.unwrap();
+    assert!(executions.started().is_empty());
+    assert!(report.ignored[0].reason.contains("already serves"), "{report:?}");
+
+    // An image whose deployment was already started (say it failed and rolled back) is not retried.
+    registry.push_at(REPO, &digest('3'), "sha-3333333", SINGLE_ARCH, Some(3_000));
+    let first = reconcile(&store, &registry, &lambda, &executions, &event).await.unwrap();
+    assert_eq!(first.started.len(), 1);
+    let again = reconcile(&store, &registry, &lambda, &executions, &event).await.unwrap();
+    assert!(again.started.is_empty());
+    assert_eq!(again.duplicates, [FN]);
+}
+
+#[tokio::test]
+async fn an_operator_reconcile_names_its_targets() {
+    let lambda = FakeLambda::new();
+    let registry = FakeRegistry::default();
+    registry.push_at(REPO, &v1(), "sha-1111111", SINGLE_ARCH, Some(1_000));
+    let store = FakeStore::with([spec()]);
+    let executions = FakeExecutions::default();
+
+    let other =
+        reconcile(&store, &registry, &lambda, &executions, &json!({"reconcile": {"targets": ["someone-else"]}}))
+            .await
+            .unwrap();
+    assert!(other.started.is_empty() && other.ignored.is_empty());
+    let mine =
+        reconcile(&store, &registry, &lambda, &executions, &json!({"reconcile": {"targets": [FN]}})).await.unwrap();
+    assert_eq!(mine.started.len(), 1, "a function that does not exist yet gets its first deployment");
+}

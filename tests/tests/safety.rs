@@ -1,0 +1,703 @@
+//! End to end on local AWS: the deployer's safety guarantees. One deployment per function at a time; an
+//! older image never replaces a newer one that went live; every execution is on record and frees the
+//! function's lock; a rollback only goes to a version that served and whose image still exists; drift is
+//! repaired and reported.
+//!
+//! Every test owns a fresh function deploying repository `e2e-safety`. The trigger starts a deployment for
+//! every target of that repository whose tag pattern matches the push, so each target allows only tags that
+//! start with its own function's name (`<function>-v<n>`): the tests run in parallel and never deploy each
+//! other's pushes. Each target is deleted from the targets table when its test ends, passed or not.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::primitives::Blob;
+use deployer_aws::{DynamoLedger, DynamoTargetStore};
+use deployer_core::plan::DeploymentRecord;
+use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
+use deployer_core::spec::{self, TargetSpec};
+use deployer_tests::stack::{self, Execution, Stack, STACK};
+use deployer_tests::{fixture, sdk, unique, wait};
+use serde_json::{json, Value};
+
+const REPO: &str = "e2e-safety";
+/// Images a test must push at a moment of its choosing are built and pushed here first (no rule listens
+/// to it, no target deploys it), then pushed from buildah's storage to `REPO` in well under a second.
+const STAGING: &str = "e2e-safety-staging";
+/// Long enough for an execution that waits for another one's lock.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+struct Env {
+    lambda: aws_sdk_lambda::Client,
+    ecr: aws_sdk_ecr::Client,
+    sfn: aws_sdk_sfn::Client,
+    store: DynamoTargetStore,
+    ledger: DynamoLedger,
+    stack: &'static Stack,
+    role: String,
+}
+
+async fn env() -> Env {
+    let cfg = sdk::config().await;
+    let stack = tokio::task::spawn_blocking(stack::ensure).await.unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&cfg);
+    for repo in [REPO, STAGING] {
+        let _ = ecr.create_repository().repository_name(repo).send().await;
+    }
+    Env {
+        lambda: aws_sdk_lambda::Client::new(&cfg),
+        ecr,
+        sfn: aws_sdk_sfn::Client::new(&cfg),
+        store: DynamoTargetStore::from_sdk(&cfg, &stack.targets_table),
+        ledger: DynamoLedger::from_sdk(&cfg, &format!("{STACK}-deployments")),
+        role: sdk::role(&aws_sdk_iam::Client::new(&cfg), "e2e-service-role").await,
+        stack,
+    }
+}
+
+/// A fresh function's target, registered in the stack's table; deleted from it when dropped, so that a
+/// failed test leaves no target behind either.
+struct Target {
+    spec: TargetSpec,
+    table: String,
+}
+
+impl std::ops::Deref for Target {
+    type Target = TargetSpec;
+    fn deref(&self) -> &TargetSpec {
+        &self.spec
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let (table, function) = (self.table.clone(), self.spec.function.clone());
+        // Its own thread and runtime: Drop runs inside the test's runtime, maybe while it unwinds.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            rt.block_on(async {
+                let store = DynamoTargetStore::from_sdk(&sdk::config().await, &table);
+                store.delete(&function).await
+            })
+        })
+        .join();
+    }
+}
+
+/// One state of an execution, from its history: when it was entered and left, and the errors its task
+/// attempts failed with (each retried attempt's error, in order).
+#[derive(Debug, Clone)]
+struct Step {
+    state: String,
+    entered_ms: i64,
+    exited_ms: Option<i64>,
+    errors: Vec<String>,
+}
+
+/// The fields of a record a test checks: execution, outcome, trigger, digest, version before, version after.
+type Summary = (String, String, String, Option<String>, Option<String>, Option<String>);
+
+fn summary(r: &DeploymentRecord) -> Summary {
+    (
+        r.execution.clone(),
+        serde_json::to_value(r.outcome).unwrap().as_str().unwrap().to_string(),
+        r.trigger.clone(),
+        r.image_digest.as_ref().map(|d| d.to_string()),
+        r.version_before.clone(),
+        r.version_after.clone(),
+    )
+}
+
+fn record(
+    execution: &str,
+    outcome: &str,
+    trigger: &str,
+    digest: Option<&str>,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Summary {
+    let s = |v: Option<&str>| v.map(str::to_string);
+    (execution.to_string(), outcome.to_string(), trigger.to_string(), s(digest), s(before), s(after))
+}
+
+/// The name the trigger gives the deployment of `digest` to `function`.
+fn push_execution(function: &str, digest: &str) -> String {
+    format!("deploy-{function}-{}", &digest["sha256:".len().."sha256:".len() + 12])
+}
+
+/// Two images pushed one right after the other.
+struct Pair {
+    tag2: String,
+    tag3: String,
+    digest2: String,
+    digest3: String,
+    /// From the end of v2's push to the end of v3's.
+    gap: Duration,
+}
+
+/// Push `STAGING:tag` (built earlier by [`Env::stage`]) to `REPO:tag`; the pushed digest.
+fn push_staged(tag: &str) -> String {
+    let root =
+        std::env::var_os("BUILDAH_ROOT").map(PathBuf::from).unwrap_or_else(|| fixture::target_dir().join("buildah"));
+    let digest_file = std::env::temp_dir().join(unique("safety-digest"));
+    let out = Command::new("buildah")
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args(["--storage-driver", "vfs", "push", "--tls-verify=false", "--digestfile"])
+        .arg(&digest_file)
+        .arg(format!("{STAGING}:{tag}"))
+        .arg(format!("docker://{}/{REPO}:{tag}", sdk::registry()))
+        .output()
+        .expect("buildah runs");
+    assert!(out.status.success(), "buildah push of {tag} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let digest = std::fs::read_to_string(&digest_file).expect("buildah wrote the digest").trim().to_string();
+    let _ = std::fs::remove_file(&digest_file);
+    digest
+}
+
+impl Env {
+    /// A target for a fresh function deploying `REPO`, registered in the stack's table.
+    async fn target(&self) -> Target {
+        let function = unique("safety");
+        let spec = spec::parse(
+            &json!({
+                "function": function,
+                "repository": REPO,
+                "tagPattern": format!("^{function}-v[0-9]+$"),
+                "configuration": {
+                    "role": self.role, "memoryMb": 256, "timeoutSeconds": 5,
+                    "environment": {"MODE": "safety"},
+                    "logging": {"format": "JSON", "applicationLevel": "INFO"}
+                },
+                "smokeTest": {"latencyBudgetMs": 3000, "cases": [
+                    {"name": "echo", "payload": {"echo": "smoke"}, "expect": {"echo": "smoke"}}
+                ]},
+                "readyTimeoutSeconds": 60
+            })
+            .to_string(),
+        )
+        .expect("a valid spec");
+        self.store.put(&spec).await.expect("target stored");
+        Target { spec, table: self.stack.targets_table.clone() }
+    }
+
+    /// Push the fixture image `<function>-<label>` (its variant is the same name) and wait for the
+    /// deployment the push starts.
+    async fn push(&self, t: &TargetSpec, label: &str, args: &[(&str, &str)]) -> (String, Execution) {
+        let tag = format!("{}-{label}", t.function);
+        let mut args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        args.push(("VARIANT".into(), tag.clone()));
+        let digest = tokio::task::spawn_blocking(move || {
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            fixture::push_image_with(REPO, &tag, &args)
+        })
+        .await
+        .unwrap();
+        let exec = self.wait(&push_execution(t.function.as_str(), &digest)).await;
+        (digest, exec)
+    }
+
+    /// Build the fixture image `<function>-<label>` and park it in `STAGING`; [`push_staged`] pushes it.
+    async fn stage(&self, t: &TargetSpec, label: &str) -> String {
+        let tag = format!("{}-{label}", t.function);
+        let staged = tag.clone();
+        tokio::task::spawn_blocking(move || fixture::push_image(STAGING, &staged, &staged)).await.unwrap();
+        tag
+    }
+
+    /// Build `<function>-v2` and `<function>-v3`, then push v2 and, right after it, v3, both in the same
+    /// second of the clock (ECR's push times, and local AWS's, are whole seconds): the closest two pushes
+    /// can be. Asserts they were pushed within a second.
+    async fn push_two_in_one_second(&self, t: &TargetSpec) -> Pair {
+        let (tag2, tag3) = tokio::join!(self.stage(t, "v2"), self.stage(t, "v3"));
+        let into_second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
+        tokio::time::sleep(Duration::from_millis(u64::from(1020 - into_second))).await;
+        let tags = (tag2.clone(), tag3.clone());
+        let (digest2, digest3, gap) = tokio::task::spawn_blocking(move || {
+            let d2 = push_staged(&tags.0);
+            let pushed2 = Instant::now();
+            let d3 = push_staged(&tags.1);
+            (d2, d3, pushed2.elapsed())
+        })
+        .await
+        .unwrap();
+        assert!(gap < Duration::from_secs(1), "v3 was pushed {gap:?} after v2 (the test needs them within a second)");
+        Pair { tag2, tag3, digest2, digest3, gap }
+    }
+
+    async fn wait(&self, name: &str) -> Execution {
+        stack::finished(&self.sfn, &self.stack.execution_arn(name), TIMEOUT).await
+    }
+
+    async fn start(&self, name: &str, input: Value) -> Execution {
+        let out = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.stack.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .unwrap();
+        stack::finished(&self.sfn, out.execution_arn(), TIMEOUT).await
+    }
+
+    /// An operator's deploy request, as typed into the console (not from a push).
+    async fn deploy_by_hand(&self, name: &str, t: &TargetSpec, digest: &str, tag: &str) -> Execution {
+        let input = json!({"action": "deploy", "target": t.function, "repository": REPO,
+                           "imageDigest": digest, "imageTag": tag});
+        self.start(name, input).await
+    }
+
+    async fn rollback(&self, name: &str, t: &TargetSpec, to: Option<&str>) -> Execution {
+        let mut input = json!({"action": "rollback", "function": t.function});
+        if let Some(v) = to {
+            input["toVersion"] = json!(v);
+        }
+        self.start(name, input).await
+    }
+
+    /// (version, RevisionId) of the alias.
+    async fn alias(&self, t: &TargetSpec) -> (String, String) {
+        let a = self.lambda.get_alias().function_name(t.function.as_str()).name("live").send().await.unwrap();
+        (a.function_version().unwrap().to_string(), a.revision_id().unwrap().to_string())
+    }
+
+    async fn versions(&self, t: &TargetSpec) -> Vec<String> {
+        let out = self.lambda.list_versions_by_function().function_name(t.function.as_str()).send().await.unwrap();
+        out.versions().iter().filter_map(|v| v.version().map(str::to_string)).collect()
+    }
+
+    /// The image digest a version (or $LATEST) runs.
+    async fn digest_of(&self, t: &TargetSpec, version: &str) -> String {
+        let f = self.lambda.get_function().function_name(t.function.as_str()).qualifier(version).send().await.unwrap();
+        format!("sha256:{}", f.configuration().unwrap().code_sha256().unwrap())
+    }
+
+    async fn environment_of(&self, t: &TargetSpec, version: &str) -> Value {
+        let f = self.lambda.get_function().function_name(t.function.as_str()).qualifier(version).send().await.unwrap();
+        json!(f.configuration().unwrap().environment().and_then(|e| e.variables()).cloned().unwrap_or_default())
+    }
+
+    async fn invoke_alias(&self, t: &TargetSpec) -> Value {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(t.function.as_str())
+            .qualifier("live")
+            .payload(Blob::new(json!({"echo": "hello"}).to_string()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.function_error(), None);
+        serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap()
+    }
+
+    /// The function's deployment lock is free: a probe takes it, then gives it back.
+    async fn assert_lock_free(&self, t: &TargetSpec, after: &str) {
+        let (probe, now) = ("safety-probe", deployer_core::steps::now_ms() as i64);
+        match self.ledger.acquire(&t.function, probe, now, now + 10_000).await.expect("the ledger answers") {
+            LockOutcome::Acquired => {
+                assert!(self.ledger.release(&t.function, probe).await.expect("the ledger answers"));
+            }
+            LockOutcome::Held { owner, .. } => panic!("after {after}, the lock of {} is held by {owner}", t.function),
+        }
+    }
+
+    /// When ECR says the image was pushed (as the deployer reads it).
+    async fn pushed_at(&self, digest: &str) -> Option<aws_smithy_types::DateTime> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build();
+        let out = self.ecr.describe_images().repository_name(REPO).image_ids(id).send().await.ok()?;
+        out.image_details().first().and_then(|d| d.image_pushed_at()).copied()
+    }
+
+    async fn records(&self, t: &TargetSpec) -> Vec<DeploymentRecord> {
+        self.ledger.history(&t.function, 20).await.expect("the ledger answers")
+    }
+
+    async fn record_of(&self, t: &TargetSpec, execution: &str) -> DeploymentRecord {
+        let all = self.records(t).await;
+        all.iter().find(|r| r.execution == execution).cloned().unwrap_or_else(|| {
+            panic!("no record of {execution}; recorded: {:?}", all.iter().map(|r| &r.execution).collect::<Vec<_>>())
+        })
+    }
+
+    /// The execution's states in the order they were entered, from GetExecutionHistory.
+    async fn steps(&self, name: &str) -> Vec<Step> {
+        let (arn, mut token, mut steps) = (self.stack.execution_arn(name), None::<String>, Vec::<Step>::new());
+        loop {
+            let out = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(&arn)
+                .max_results(1000)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .unwrap();
+            for e in out.events() {
+                let at = e.timestamp().to_millis().unwrap();
+                if let Some(d) = e.state_entered_event_details() {
+                    steps.push(Step { state: d.name().to_string(), entered_ms: at, exited_ms: None, errors: vec![] });
+                } else if let Some(d) = e.state_exited_event_details() {
+                    if let Some(s) = steps.iter_mut().rev().find(|s| s.state == d.name()) {
+                        s.exited_ms = Some(at);
+                    }
+                } else if let Some(error) = e
+                    .task_failed_event_details()
+                    .and_then(|d| d.error())
+                    .or_else(|| e.lambda_function_failed_event_details().and_then(|d| d.error()))
+                {
+                    if let Some(s) = steps.last_mut() {
+                        s.errors.push(error.to_string());
+                    }
+                }
+            }
+            match out.next_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => return steps,
+            }
+        }
+    }
+
+    /// Poll the alias every 100 ms until `stop` is set: the versions it served, in order, each once per run.
+    fn watch_alias(&self, t: &TargetSpec, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<String>> {
+        let (lambda, function) = (self.lambda.clone(), t.function.to_string());
+        tokio::spawn(async move {
+            let mut seen: Vec<String> = Vec::new();
+            loop {
+                let done = stop.load(Ordering::SeqCst);
+                if let Ok(a) = lambda.get_alias().function_name(&function).name("live").send().await {
+                    let v = a.function_version().unwrap_or_default().to_string();
+                    if seen.last() != Some(&v) {
+                        seen.push(v);
+                    }
+                }
+                if done {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+}
+
+fn step<'a>(steps: &'a [Step], state: &str, execution: &str) -> &'a Step {
+    steps.iter().find(|s| s.state == state).unwrap_or_else(|| panic!("{execution} never entered {state}: {steps:?}"))
+}
+
+#[tokio::test]
+async fn two_pushes_close_together_deploy_one_at_a_time_and_the_last_one_pushed_stays_live() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let (_, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    env.assert_lock_free(&t, "v1's deployment").await;
+
+    // WHEN v2 then v3 are pushed within a second
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = env.watch_alias(&t, stop.clone());
+    let started = Instant::now();
+    let Pair { tag2: _, tag3, digest2, digest3, gap } = env.push_two_in_one_second(&t).await;
+    let (name2, name3) = (push_execution(&f, &digest2), push_execution(&f, &digest3));
+    let (exec2, exec3) = tokio::join!(env.wait(&name2), env.wait(&name3));
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let served = watcher.await.unwrap();
+
+    // THEN two executions, both SUCCEEDED
+    assert_eq!(exec2.status, "SUCCEEDED", "{exec2:?}");
+    assert_eq!(exec3.status, "SUCCEEDED", "{exec3:?}");
+
+    // ... that never held the function at the same time: the second one's Prepare only got through once
+    // the first one had reached Finish, and it waited (retried on Locked, or started after that Finish).
+    let (steps2, steps3) = (env.steps(&name2).await, env.steps(&name3).await);
+    let prepared = |steps: &[Step], name: &str| step(steps, "Prepare", name).exited_ms.expect("Prepare ended");
+    let ((first, first_steps), (second, second_steps)) = if prepared(&steps2, &name2) <= prepared(&steps3, &name3) {
+        ((&name2, &steps2), (&name3, &steps3))
+    } else {
+        ((&name3, &steps3), (&name2, &steps2))
+    };
+    let first_finish = step(first_steps, "Finish", first);
+    let second_prepare = step(second_steps, "Prepare", second);
+    assert!(
+        second_prepare.exited_ms.unwrap() >= first_finish.entered_ms,
+        "{second} got through Prepare at {:?}, before {first} reached Finish at {} (it holds the lock until \
+         then):\n{first}: {first_steps:?}\n{second}: {second_steps:?}",
+        second_prepare.exited_ms,
+        first_finish.entered_ms
+    );
+    let waited_on_lock = second_prepare.errors.iter().any(|e| e == "Locked");
+    let started_after = first_finish.exited_ms.is_some_and(|done| second_prepare.entered_ms >= done);
+    assert!(
+        waited_on_lock || started_after,
+        "{second} neither retried Prepare on Locked nor started after {first}'s Finish:\n{first}: \
+         {first_steps:?}\n{second}: {second_steps:?}"
+    );
+    println!(
+        "v2 and v3 pushed {gap:?} apart; {first} went first; {second} retried Prepare on {:?}; both done {elapsed:?} \
+         after the first push",
+        second_prepare.errors
+    );
+
+    // ... and the alias ends on the image pushed last, v3, and never served v2 after v3.
+    let (live, _) = env.alias(&t).await;
+    assert_eq!(env.digest_of(&t, &live).await, digest3, "the alias must serve v3, pushed last");
+    assert_eq!(env.invoke_alias(&t).await["variant"], tag3.as_str());
+    let mut served_digests = Vec::new();
+    for v in &served {
+        served_digests.push(env.digest_of(&t, v).await);
+    }
+    let v3_from = served_digests.iter().position(|d| *d == digest3).expect("the alias served v3");
+    assert!(
+        served_digests[v3_from..].iter().all(|d| *d == digest3),
+        "the alias served {served:?} (digests {served_digests:?}): it left v3 for an older image"
+    );
+
+    // The records agree: v3 deployed the live version; v2 deployed an earlier one, or was superseded.
+    let (r2, r3) = (env.record_of(&t, &name2).await, env.record_of(&t, &name3).await);
+    assert_eq!(summary(&r3).1, "deployed", "{r3:?}");
+    assert_eq!(r3.version_after.as_deref(), Some(live.as_str()), "{r3:?}");
+    match summary(&r2).1.as_str() {
+        "deployed" => {
+            let (v2, v3): (u64, u64) = (r2.version_after.as_ref().unwrap().parse().unwrap(), live.parse().unwrap());
+            assert!(v2 < v3 && r2.finished_at_ms <= r3.finished_at_ms, "v2 went live after v3: {r2:?} {r3:?}");
+        }
+        "superseded" => assert_eq!(exec2.output["supersededBy"], digest3.as_str(), "{exec2:?}"),
+        other => panic!("v2's deployment ended {other}: {r2:?}"),
+    }
+    env.assert_lock_free(&t, "v2's and v3's deployments").await;
+}
+
+#[tokio::test]
+async fn an_older_image_deployed_by_hand_after_a_newer_one_went_live_changes_nothing() {
+    let env = env().await;
+    let t = env.target().await;
+    let (digest2, exec) = env.push(&t, "v2", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (digest3, exec) = env.push(&t, "v3", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (live, revision) = env.alias(&t).await;
+    assert_eq!(env.digest_of(&t, &live).await, digest3);
+    let versions = env.versions(&t).await;
+    let latest = env.digest_of(&t, "$LATEST").await;
+
+    // WHEN an operator re-runs v2's deployment by hand (a new execution with v2's input)
+    let tag2 = format!("{}-v2", t.function);
+    let name = unique("rerun-v2");
+    let exec = env.deploy_by_hand(&name, &t, &digest2, &tag2).await;
+
+    // THEN it succeeds having changed nothing, and says which newer image is live.
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(exec.output["supersededBy"], digest3.as_str(), "{exec:?}");
+    assert_eq!(env.alias(&t).await, (live.clone(), revision), "the alias did not move (same RevisionId)");
+    assert_eq!(env.versions(&t).await, versions, "no new version");
+    assert_eq!(env.digest_of(&t, "$LATEST").await, latest, "$LATEST was not touched");
+    assert_eq!(env.invoke_alias(&t).await["variant"], format!("{}-v3", t.function));
+    let r = env.record_of(&t, &name).await;
+    assert_eq!(summary(&r), record(&name, "superseded", "manual", Some(&digest2), Some(&live), Some(&live)));
+    env.assert_lock_free(&t, "the superseded deployment").await;
+}
+
+#[tokio::test]
+async fn an_older_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over_it() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    // GIVEN v2, then v3 pushed within the same second, and v3 live
+    let Pair { tag2, tag3: _, digest2, digest3, .. } = env.push_two_in_one_second(&t).await;
+    let (name2, name3) = (push_execution(&f, &digest2), push_execution(&f, &digest3));
+    let (exec2, exec3) = tokio::join!(env.wait(&name2), env.wait(&name3));
+    assert_eq!((exec2.status.as_str(), exec3.status.as_str()), ("SUCCEEDED", "SUCCEEDED"), "{exec2:?} {exec3:?}");
+    let (live, revision) = env.alias(&t).await;
+    assert_eq!(env.digest_of(&t, &live).await, digest3, "v3, pushed last, is live");
+    let versions = env.versions(&t).await;
+
+    // WHEN an operator re-runs v2's deployment by hand
+    let name = unique("rerun-v2");
+    let exec = env.deploy_by_hand(&name, &t, &digest2, &tag2).await;
+
+    // THEN nothing changes: v2 is older than the live v3.
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(
+        exec.output["supersededBy"],
+        digest3.as_str(),
+        "v2 must not be deployed over v3 (ECR's push times: v2 {:?}, v3 {:?}): {exec:?}",
+        env.pushed_at(&digest2).await,
+        env.pushed_at(&digest3).await
+    );
+    assert_eq!(env.alias(&t).await, (live.clone(), revision), "the alias did not move");
+    assert_eq!(env.versions(&t).await, versions, "no new version");
+    let r = env.record_of(&t, &name).await;
+    assert_eq!(summary(&r), record(&name, "superseded", "manual", Some(&digest2), Some(&live), Some(&live)));
+    env.assert_lock_free(&t, "the re-run of v2").await;
+}
+
+#[tokio::test]
+async fn every_execution_is_recorded_with_its_outcome_and_frees_the_lock() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+
+    let (digest1, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    env.assert_lock_free(&t, "v1's deployment").await;
+    let (digest2, exec) = env.push(&t, "v2", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    env.assert_lock_free(&t, "v2's deployment").await;
+    let (digest3, exec) = env.push(&t, "v3", &[("BROKEN", "1")]).await;
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "SmokeTestFailed"), "{exec:?}");
+    env.assert_lock_free(&t, "v3's failed deployment").await;
+    let by_hand = unique("by-hand");
+    let exec = env.deploy_by_hand(&by_hand, &t, &digest1, &format!("{f}-v1")).await;
+    assert_eq!((exec.status.as_str(), exec.output["supersededBy"].as_str()), ("SUCCEEDED", Some(digest2.as_str())));
+    env.assert_lock_free(&t, "the superseded deployment").await;
+    let rollback = unique("rollback");
+    let exec = env.rollback(&rollback, &t, None).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    env.assert_lock_free(&t, "the rollback").await;
+
+    let history = env.records(&t).await;
+    let got: Vec<Summary> = history.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        vec![
+            record(&rollback, "manual-rollback", "operator", None, Some("2"), Some("1")),
+            record(&by_hand, "superseded", "manual", Some(&digest1), Some("2"), Some("2")),
+            record(&push_execution(&f, &digest3), "rolled-back", "ecr-push", Some(&digest3), Some("2"), Some("2")),
+            record(&push_execution(&f, &digest2), "deployed", "ecr-push", Some(&digest2), Some("1"), Some("2")),
+            record(&push_execution(&f, &digest1), "deployed", "ecr-push", Some(&digest1), None, Some("1")),
+        ],
+        "newest first"
+    );
+    let rolled_back = &history[2];
+    assert_eq!(rolled_back.error.as_deref(), Some("SmokeTestFailed"), "{rolled_back:?}");
+    assert!(rolled_back.cause.as_deref().unwrap_or("").contains("alias live stayed on version 2"), "{rolled_back:?}");
+    assert_eq!(history[4].image_tag.as_deref(), Some(format!("{f}-v1").as_str()));
+    assert!(history.iter().all(|r| r.function == t.function && !r.started_at.is_empty()), "{history:?}");
+}
+
+#[tokio::test]
+async fn a_rollback_goes_only_to_a_recorded_good_version_whose_image_is_still_there() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let mut digests = Vec::new();
+    for label in ["v1", "v2", "v3"] {
+        let (digest, exec) = env.push(&t, label, &[]).await;
+        assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+        digests.push(digest);
+    }
+    assert_eq!(env.alias(&t).await.0, "3");
+
+    // To version 1, named: moved and verified through the alias.
+    let exec = env.rollback(&unique("rollback"), &t, Some("1")).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!((exec.output["fromVersion"].as_str(), exec.output["toVersion"].as_str()), (Some("3"), Some("1")));
+    assert_eq!(exec.output["verifiedCases"], 1, "{exec:?}");
+    assert_eq!(env.alias(&t).await.0, "1");
+    assert_eq!(env.invoke_alias(&t).await["variant"], format!("{f}-v1"));
+    env.assert_lock_free(&t, "the rollback to 1").await;
+    let exec = env.rollback(&unique("rollback"), &t, Some("3")).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let alias = env.alias(&t).await;
+    assert_eq!(alias.0, "3");
+
+    // GIVEN a version that exists but never served: code updated and published by hand, outside the deployer
+    // (its tag is outside the target's pattern, so the push deploys nothing).
+    let hand_tag = format!("{f}-by-hand");
+    let tag = hand_tag.clone();
+    let hand = tokio::task::spawn_blocking(move || fixture::push_image(REPO, &tag, &tag)).await.unwrap();
+    env.lambda
+        .update_function_code()
+        .function_name(&f)
+        .image_uri(sdk::image_uri(REPO, &hand))
+        .send()
+        .await
+        .expect("UpdateFunctionCode by hand");
+    wait::function_settled(&env.lambda, &f).await;
+    let published = env.lambda.publish_version().function_name(&f).send().await.expect("PublishVersion by hand");
+    assert_eq!(published.version(), Some("4"));
+    assert_eq!(env.digest_of(&t, "4").await, hand);
+
+    // WHEN an operator rolls back to it, THEN refused: it names the versions that did serve.
+    let exec = env.rollback(&unique("rollback"), &t, Some("4")).await;
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "InvalidInput"), "{exec:?}");
+    assert!(exec.cause.contains("version 4 of") && exec.cause.contains("never served"), "{}", exec.cause);
+    assert!(exec.cause.contains("recorded good versions: 1, 2, 3"), "{}", exec.cause);
+    assert_eq!(env.alias(&t).await, alias, "the alias did not move");
+    env.assert_lock_free(&t, "the refused rollback to 4").await;
+
+    // GIVEN version 1's image deleted from ECR (a lifecycle policy, say)
+    let deleted = env
+        .ecr
+        .batch_delete_image()
+        .repository_name(REPO)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digests[0]).build())
+        .send()
+        .await
+        .expect("BatchDeleteImage");
+    assert!(deleted.failures().is_empty(), "{:?}", deleted.failures());
+    assert_eq!(deleted.image_ids().len(), 1, "{:?}", deleted.image_ids());
+
+    // WHEN an operator rolls back to version 1, THEN refused, and the alias stays where it is.
+    let exec = env.rollback(&unique("rollback"), &t, Some("1")).await;
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "InvalidInput"), "{exec:?}");
+    assert!(exec.cause.contains("no longer in repository"), "{}", exec.cause);
+    assert!(exec.cause.contains(&digests[0]), "{}", exec.cause);
+    assert_eq!(env.alias(&t).await, alias, "the alias did not move (same RevisionId)");
+    assert_eq!(env.invoke_alias(&t).await["variant"], format!("{f}-v3"));
+    env.assert_lock_free(&t, "the refused rollback to 1").await;
+}
+
+#[tokio::test]
+async fn drift_made_by_hand_is_repaired_by_the_next_deployment_and_recorded() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let (_, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+
+    // GIVEN an operator changed the environment in the console, and the change has settled
+    let edited =
+        aws_sdk_lambda::types::Environment::builder().variables("MODE", "hand-edited").variables("DEBUG", "1").build();
+    env.lambda
+        .update_function_configuration()
+        .function_name(&f)
+        .environment(edited)
+        .send()
+        .await
+        .expect("UpdateFunctionConfiguration by hand");
+    wait::function_settled(&env.lambda, &f).await;
+    assert_eq!(env.environment_of(&t, "$LATEST").await, json!({"MODE": "hand-edited", "DEBUG": "1"}));
+
+    // WHEN a new image is pushed
+    let (digest2, exec) = env.push(&t, "v2", &[]).await;
+
+    // THEN it is deployed with the spec's environment again
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(exec.output["version"], "2", "{exec:?}");
+    assert_eq!(env.alias(&t).await.0, "2");
+    assert_eq!(env.digest_of(&t, "2").await, digest2);
+    assert_eq!(env.environment_of(&t, "2").await, json!({"MODE": "safety"}), "the new version has the spec's");
+    assert_eq!(env.environment_of(&t, "$LATEST").await, json!({"MODE": "safety"}));
+    assert_eq!(env.invoke_alias(&t).await["variant"], format!("{f}-v2"));
+
+    // ... and the execution's record lists what had drifted.
+    let r = env.record_of(&t, &push_execution(&f, &digest2)).await;
+    assert_eq!(summary(&r).1, "deployed", "{r:?}");
+    let drift: Vec<(&str, &str, &str)> =
+        r.drift.iter().map(|d| (d.field.as_str(), d.expected.as_str(), d.actual.as_str())).collect();
+    assert_eq!(
+        drift,
+        [("environment.DEBUG", "(unset)", "\"1\""), ("environment.MODE", "\"safety\"", "\"hand-edited\"")],
+        "{r:?}"
+    );
+    env.assert_lock_free(&t, "the deployment that repaired the drift").await;
+}
