@@ -155,6 +155,17 @@ async fn a_push_deploys_and_the_next_push_replaces_it() {
     assert_eq!(c.memory_size(), Some(256));
     assert!(c.description().unwrap().contains(&digest1) && c.description().unwrap().contains("sha-0000001"));
     assert_eq!(c.environment().unwrap().variables().unwrap().get("MODE").map(String::as_str), Some("e2e"));
+    // The image that went live is tagged so the repository's lifecycle policy never expires it.
+    let images = env
+        .ecr
+        .describe_images()
+        .repository_name(t.repository.as_str())
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digest1).build())
+        .send()
+        .await
+        .unwrap();
+    let tags = images.image_details()[0].image_tags().to_vec();
+    assert!(tags.contains(&format!("deployed-{}-v1", t.function)), "{tags:?}");
 
     // WHEN v2 is pushed, THEN version 2 serves and version 1 is recorded as the previous one.
     let (_, exec) = env.push(&t, "sha-0000002", &[("VARIANT", "v2")]).await;
@@ -260,7 +271,8 @@ async fn duplicate_events_and_console_reruns_deploy_nothing_twice() {
     // EventBridge delivers the same push again: the trigger starts nothing.
     let (err, report) = env.trigger(ecr_event(t.repository.as_str(), &digest, "sha-0000001")).await;
     assert_eq!(err, None, "{report}");
-    assert_eq!(report["duplicates"], json!([t.function.as_str()]));
+    // (Targets left by earlier runs against the same local AWS may be listed too: only ours matters.)
+    assert!(report["duplicates"].as_array().unwrap().contains(&json!(t.function.as_str())), "{report}");
     assert_eq!(report["started"], json!([]));
 
     // An operator re-runs the execution from the console with the same input.

@@ -106,4 +106,38 @@ impl ImageRegistry for EcrRegistry {
             }
         }
     }
+
+    async fn tag_image(&self, repository: &RepositoryName, digest: &ImageDigest, tag: &str) -> Result<()> {
+        let resource = format!("{repository}@{digest}");
+        let got = self
+            .client
+            .batch_get_image()
+            .repository_name(repository.as_str())
+            .image_ids(ImageIdentifier::builder().image_digest(digest.as_str()).build())
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: ECR, operation: "BatchGetImage", resource: &resource }))?;
+        let Some(image) = got.images().first() else {
+            return Err(DeployError::invalid(format!("image {resource} is no longer in the repository")));
+        };
+        if image.image_id().and_then(|i| i.image_tag()) == Some(tag) {
+            return Ok(());
+        }
+        let put = self
+            .client
+            .put_image()
+            .repository_name(repository.as_str())
+            .image_manifest(image.image_manifest().unwrap_or_default())
+            .set_image_manifest_media_type(image.image_manifest_media_type().map(str::to_string))
+            .image_digest(digest.as_str())
+            .image_tag(tag)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // Already tagged so (a re-run): nothing to do.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_image_already_exists_exception()) => Ok(()),
+            Err(e) => Err(to_deploy_error(e, Call { service: ECR, operation: "PutImage", resource: &resource })),
+        }
+    }
 }

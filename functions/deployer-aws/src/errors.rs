@@ -125,6 +125,15 @@ classify! {
 }
 
 classify! {
+    aws_sdk_ecr::operation::batch_get_image::BatchGetImageError {
+        is_repository_not_found_exception => NotFound,
+        is_server_exception => Unavailable,
+    }
+    aws_sdk_ecr::operation::put_image::PutImageError {
+        is_repository_not_found_exception => NotFound,
+        is_image_tag_already_exists_exception => Conflict,
+        is_server_exception => Unavailable,
+    }
     aws_sdk_ecr::operation::describe_images::DescribeImagesError {
         is_image_not_found_exception => NotFound,
         is_server_exception => Unavailable,

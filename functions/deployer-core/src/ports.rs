@@ -169,6 +169,13 @@ pub trait ImageRegistry: Send + Sync {
     ) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
     /// Every tagged image in the repository.
     fn list_images(&self, repository: &RepositoryName) -> impl Future<Output = Result<Vec<ImageInfo>>> + Send;
+    /// Add `tag` to the image (an existing tag on the same image is fine).
+    fn tag_image(
+        &self,
+        repository: &RepositoryName,
+        digest: &ImageDigest,
+        tag: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 pub trait TargetStore: Send + Sync {

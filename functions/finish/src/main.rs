@@ -1,6 +1,6 @@
 //! Task state "Finish": every path of the state machine ends here (record, release the lock).
 
-use deployer_aws::{step, DynamoLedger};
+use deployer_aws::{step, DynamoLedger, EcrRegistry};
 use deployer_core::steps;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -11,9 +11,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = step::Config::from_env(&["DEPLOYMENTS_TABLE"])?;
     let sdk = step::sdk_config().await;
     let ledger = &DynamoLedger::from_sdk(&sdk, config.get("DEPLOYMENTS_TABLE"));
+    let registry = &EcrRegistry::from_sdk(&sdk);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         let input = steps::input("Finish", ev.payload)?;
-        Ok::<_, step::StepError>(steps::finish(ledger, input, steps::now_ms() as i64).await?)
+        Ok::<_, step::StepError>(steps::finish(ledger, registry, input, steps::now_ms() as i64).await?)
     }))
     .await
 }

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::FunctionName;
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
-use crate::ports::DeploymentLedger;
+use crate::ports::{DeploymentLedger, ImageRegistry};
 use crate::DeployError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,11 +12,21 @@ pub struct Finished {
     pub function: Option<FunctionName>,
     pub recorded: bool,
     pub released: bool,
+    /// The tag that keeps a deployed image from ECR's lifecycle expiry (`deployed-<function>-v<version>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_by: Option<String>,
 }
 
 /// Every path of the state machine ends here: write the execution's record and release the function's
-/// lock (only if this execution holds it), whatever the outcome.
-pub async fn finish(ledger: &impl DeploymentLedger, req: FinishRequest, now_ms: i64) -> Result<Finished, DeployError> {
+/// lock (only if this execution holds it), whatever the outcome. An image that went live is tagged
+/// `deployed-<function>-v<version>`, which the repository's lifecycle policy never expires, so every
+/// recorded good version keeps an image to roll back to.
+pub async fn finish(
+    ledger: &impl DeploymentLedger,
+    registry: &impl ImageRegistry,
+    req: FinishRequest,
+    now_ms: i64,
+) -> Result<Finished, DeployError> {
     let f = &req.finish;
     let function = f
         .plan
@@ -30,7 +40,13 @@ pub async fn finish(ledger: &impl DeploymentLedger, req: FinishRequest, now_ms: 
         });
     let Some(function) = function else {
         tracing::warn!(execution = %req.execution.name, outcome = ?f.outcome, "no function named in the input: nothing to record");
-        return Ok(Finished { outcome: f.outcome, function: None, recorded: false, released: false });
+        return Ok(Finished {
+            outcome: f.outcome,
+            function: None,
+            recorded: false,
+            released: false,
+            protected_by: None,
+        });
     };
     let action = req.input.get("action").and_then(|a| a.as_str()).unwrap_or("deploy");
     let trigger = match action {
@@ -67,11 +83,20 @@ pub async fn finish(ledger: &impl DeploymentLedger, req: FinishRequest, now_ms: 
         cause,
         drift: f.drift.clone(),
     };
+    let mut protected_by = None;
+    if let (Outcome::Deployed, Some(plan), Some(deployed)) = (f.outcome, plan, &f.deployed) {
+        let tag = format!("deployed-{}-v{}", function, deployed.version);
+        // A failed tag must not cost the record or the lock: it is logged, and the next deployment retries.
+        match registry.tag_image(&plan.target.repository, &plan.image_digest, &tag).await {
+            Ok(()) => protected_by = Some(tag),
+            Err(e) => tracing::warn!(function = %function, error = %e, "could not tag the deployed image"),
+        }
+    }
     ledger.record(&record).await?;
     let released = ledger.release(&function, &req.execution.name).await?;
     tracing::info!(
         function = %function, execution = %req.execution.name, outcome = ?f.outcome, released,
         version = record.version_after.as_deref().unwrap_or(""), "execution recorded"
     );
-    Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released })
+    Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released, protected_by })
 }

@@ -1004,6 +1004,17 @@ impl ImageRegistry for FakeRegistry {
         Ok(self.images.lock().unwrap().get(&(repository.to_string(), digest.to_string())).cloned())
     }
 
+    async fn tag_image(&self, repository: &RepositoryName, digest: &ImageDigest, tag: &str) -> ports::Result<()> {
+        let mut images = self.images.lock().unwrap();
+        let Some(image) = images.get_mut(&(repository.to_string(), digest.to_string())) else {
+            return Err(DeployError::invalid(format!("image {repository}@{digest} is no longer in the repository")));
+        };
+        if !image.tags.iter().any(|t| t == tag) {
+            image.tags.push(tag.to_string());
+        }
+        Ok(())
+    }
+
     async fn list_images(&self, repository: &RepositoryName) -> ports::Result<Vec<ImageInfo>> {
         let images = self.images.lock().unwrap();
         Ok(images

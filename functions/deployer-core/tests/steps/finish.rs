@@ -16,7 +16,9 @@ const ROLLBACK_EXECUTION: &str = "rollback-ml-inference-1795780799000";
 const V2_PUSHED_MS: i64 = NOW_MS - 600_000;
 
 async fn run(ledger: &FakeLedger, execution_name: &str, input: Value, f: FinishInput) -> Result<Finished, DeployError> {
-    finish(ledger, FinishRequest { finish: f, execution: execution(execution_name), input }, NOW_MS).await
+    let registry = FakeRegistry::default();
+    registry.push(REPO, &v2(), "sha-2222222", SINGLE_ARCH);
+    finish(ledger, &registry, FinishRequest { finish: f, execution: execution(execution_name), input }, NOW_MS).await
 }
 
 /// The trigger's input for v2.
@@ -85,7 +87,9 @@ fn locked_by(owner: &str) -> FakeLedger {
 }
 
 fn finished(outcome: Outcome, released: bool) -> Finished {
-    Finished { outcome, function: Some(fname(FN)), recorded: true, released }
+    // A deployment that went live protects its image from the lifecycle policy with a deployed- tag.
+    let protected_by = (outcome == Outcome::Deployed).then(|| format!("deployed-{FN}-v4"));
+    Finished { outcome, function: Some(fname(FN)), recorded: true, released, protected_by }
 }
 
 #[tokio::test]
@@ -384,7 +388,13 @@ async fn an_input_that_names_no_function_records_nothing() {
         // THEN nothing is recorded or released, and the ledger is not called at all
         assert_eq!(
             out,
-            Finished { outcome: Outcome::Rejected, function: None, recorded: false, released: false },
+            Finished {
+                outcome: Outcome::Rejected,
+                function: None,
+                recorded: false,
+                released: false,
+                protected_by: None
+            },
             "{input}"
         );
         assert!(ledger.calls().is_empty(), "{input}: {:?}", ledger.calls());
