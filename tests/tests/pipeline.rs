@@ -273,7 +273,7 @@ async fn duplicate_events_and_console_reruns_deploy_nothing_twice() {
     assert_eq!(err, None, "{report}");
     // (Targets left by earlier runs against the same local AWS may be listed too: only ours matters.)
     assert!(report["duplicates"].as_array().unwrap().contains(&json!(t.function.as_str())), "{report}");
-    assert_eq!(report["started"], json!([]));
+    assert!(!report["started"].as_array().unwrap().iter().any(|s| s["target"] == t.function.as_str()), "{report}");
 
     // An operator re-runs the execution from the console with the same input.
     let input = json!({"action": "deploy", "target": t.function, "repository": t.repository,
