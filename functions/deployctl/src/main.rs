@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use deployer_aws::watch::ExecutionReader;
-use deployer_aws::{step, DynamoTargetStore, SfnExecutions};
+use deployer_aws::{step, DynamoLedger, DynamoTargetStore, SfnExecutions};
 use deployer_core::ids::{FunctionName, ImageDigest, Version};
 use deployer_core::plan::{ExecutionInput, RollbackRequest};
-use deployer_core::ports::{Executions, StartOutcome, TargetStore};
+use deployer_core::ports::{DeploymentLedger, Executions, StartOutcome, TargetStore};
 use deployer_core::{decisions, spec};
 
 #[derive(Parser)]
@@ -49,6 +49,12 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+    },
+    /// A function's deployments, newest first: outcome, versions, image, who or what started each.
+    History {
+        function: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Roll a function's alias back (to --to, else to the version it served before) and verify it.
     Rollback {
@@ -150,6 +156,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => bail!("name the execution: --execution ARN, or --function NAME --digest sha256:..."),
             };
             watch(&reader, &arn, expect, timeout).await?;
+        }
+        Command::History { function, limit } => {
+            let sdk = step::sdk_config().await;
+            let table = format!("{}-deployments", cli.stack);
+            let name = FunctionName::parse(&function)?;
+            let records = DynamoLedger::from_sdk(&sdk, &table).history(&name, limit).await?;
+            if records.is_empty() {
+                println!("no deployments of {function} on record in {table}");
+            }
+            for r in records {
+                let outcome = serde_json::to_value(r.outcome)?.as_str().unwrap_or_default().to_string();
+                println!(
+                    "{}  {:<16} {:>4} -> {:<4} {:<10} {}  {}{}",
+                    r.started_at,
+                    outcome,
+                    r.version_before.as_deref().unwrap_or("-"),
+                    r.version_after.as_deref().unwrap_or("-"),
+                    r.trigger,
+                    r.image_digest.as_ref().map(|d| &d.as_str()[..19]).unwrap_or("-"),
+                    r.execution,
+                    r.cause.map(|c| format!("\n      {}", c.chars().take(200).collect::<String>())).unwrap_or_default(),
+                );
+            }
         }
         Command::Rollback { function, to, reason } => {
             let sdk = step::sdk_config().await;
