@@ -125,6 +125,21 @@ classify! {
 }
 
 classify! {
+    aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsError {
+        is_service_unavailable_exception => Unavailable,
+    }
+    aws_sdk_cloudwatchlogs::operation::create_log_group::CreateLogGroupError {
+        is_operation_aborted_exception => Conflict,
+        is_service_unavailable_exception => Unavailable,
+    }
+    aws_sdk_cloudwatchlogs::operation::put_retention_policy::PutRetentionPolicyError {
+        is_resource_not_found_exception => NotFound,
+        is_operation_aborted_exception => Conflict,
+        is_service_unavailable_exception => Unavailable,
+    }
+}
+
+classify! {
     aws_sdk_ecr::operation::batch_get_image::BatchGetImageError {
         is_repository_not_found_exception => NotFound,
         is_server_exception => Unavailable,

@@ -9,6 +9,8 @@
 //! - [`dynamodb`]: [`DynamoTargetStore`], the `TargetStore` (one item per target, the spec as JSON).
 //! - [`ledger`]: [`DynamoLedger`], the `DeploymentLedger`: each function's deployment lock (conditional
 //!   writes with expiry) and the record of every execution.
+//! - [`logs`]: [`CloudWatchLogGroups`], the `LogGroups` port (the managed function's log group and
+//!   its retention).
 //! - [`sfn`]: [`SfnExecutions`], the `Executions` port (StartExecution; a duplicate name is not an error).
 //! - [`step`]: what each step binary's `main` needs: SDK config, static settings, `StepError` (a
 //!   `DeployError` reaching Step Functions under its stable name), `from_sdk` constructors.
@@ -25,6 +27,7 @@ pub mod ecr;
 mod errors;
 pub mod lambda;
 pub mod ledger;
+pub mod logs;
 pub mod sfn;
 pub mod step;
 pub mod watch;
@@ -33,4 +36,5 @@ pub use dynamodb::DynamoTargetStore;
 pub use ecr::EcrRegistry;
 pub use lambda::LambdaControlPlane;
 pub use ledger::DynamoLedger;
+pub use logs::CloudWatchLogGroups;
 pub use sfn::SfnExecutions;

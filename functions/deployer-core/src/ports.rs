@@ -229,3 +229,11 @@ pub trait DeploymentLedger: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DeploymentRecord>>> + Send;
 }
+
+/// The function's log group: created if missing, its retention set as the spec says.
+pub trait LogGroups: Send + Sync {
+    /// The group's retention in days (None: never expires), or Err/None-group if it does not exist.
+    fn retention(&self, group: &str) -> impl Future<Output = Result<Option<Option<u32>>>> + Send;
+    fn create(&self, group: &str) -> impl Future<Output = Result<()>> + Send;
+    fn set_retention(&self, group: &str, days: u32) -> impl Future<Output = Result<()>> + Send;
+}

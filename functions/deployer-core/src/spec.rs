@@ -116,11 +116,21 @@ pub struct LoggingSpec {
     /// The log group, when not Lambda's default `/aws/lambda/<function>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_group: Option<String>,
+    /// How long the function's log group keeps its logs (a CloudWatch Logs retention value); absent:
+    /// the group's retention is left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 impl Default for LoggingSpec {
     fn default() -> Self {
-        LoggingSpec { format: LogFormat::Json, application_level: None, system_level: None, log_group: None }
+        LoggingSpec {
+            format: LogFormat::Json,
+            application_level: None,
+            system_level: None,
+            log_group: None,
+            retention_days: None,
+        }
     }
 }
 
@@ -278,6 +288,16 @@ impl TargetSpec {
         if let Some(level) = &l.system_level {
             if !SYS.contains(&level.as_str()) {
                 bad("configuration.logging.systemLevel", format!("{level:?} is not one of {SYS:?}"));
+            }
+        }
+        const RETENTION: &[u32] =
+            &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+        if let Some(days) = l.retention_days {
+            if !RETENTION.contains(&days) {
+                bad(
+                    "configuration.logging.retentionDays",
+                    format!("{days} is not a CloudWatch Logs retention ({RETENTION:?})"),
+                );
             }
         }
         if self.smoke_test.cases.is_empty() {

@@ -1,6 +1,6 @@
 //! Task state "Update Function".
 
-use deployer_aws::{step, LambdaControlPlane};
+use deployer_aws::{step, CloudWatchLogGroups, LambdaControlPlane};
 use deployer_core::steps;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -10,9 +10,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = step::sdk_config().await;
     let lambda = &LambdaControlPlane::from_sdk(&sdk);
+    let logs = &CloudWatchLogGroups::from_sdk(&sdk);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         let input = steps::input("Update Function", ev.payload)?;
-        Ok::<_, step::StepError>(steps::update_function(lambda, input).await?)
+        Ok::<_, step::StepError>(steps::update_function(lambda, logs, input).await?)
     }))
     .await
 }

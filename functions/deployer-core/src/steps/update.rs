@@ -1,8 +1,9 @@
 use serde::{Deserialize, Serialize};
 
+use crate::decisions::Drift;
 use crate::decisions::{concurrency_drift, next_update, UpdateDecision};
 use crate::plan::{Plan, UpdateAction, UpdateOutput};
-use crate::ports::FunctionApi;
+use crate::ports::{FunctionApi, LogGroups};
 use crate::steps::now_ms;
 use crate::DeployError;
 
@@ -16,7 +17,11 @@ pub struct UpdateInput {
 
 /// One step towards the spec: create the function, reconcile its configuration, or point it at the image
 /// digest (never a tag), each guarded by the RevisionId just read. Re-running it converges.
-pub async fn update_function(lambda: &impl FunctionApi, input: UpdateInput) -> Result<UpdateOutput, DeployError> {
+pub async fn update_function(
+    lambda: &impl FunctionApi,
+    logs: &impl LogGroups,
+    input: UpdateInput,
+) -> Result<UpdateOutput, DeployError> {
     let plan = &input.plan;
     let t = &plan.target;
     let current = lambda.get_function(&t.function, None).await?;
@@ -25,6 +30,21 @@ pub async fn update_function(lambda: &impl FunctionApi, input: UpdateInput) -> R
         tracing::warn!(function = %t.function, drift = ?found, "reserved concurrency drifted from the spec; reconciling");
         lambda.set_reserved_concurrency(&t.function, t.configuration.reserved_concurrency).await?;
         drift.push(found);
+    }
+    if let Some(days) = t.configuration.logging.retention_days {
+        let group = t.log_group();
+        let current = logs.retention(&group).await?;
+        if current.is_none() {
+            logs.create(&group).await?;
+        }
+        let have = current.flatten();
+        if have != Some(days) {
+            logs.set_retention(&group, days).await?;
+            if current.is_some() {
+                let show = have.map(|d| d.to_string()).unwrap_or_else(|| "never expire".into());
+                drift.push(Drift { field: "logging.retentionDays".into(), expected: days.to_string(), actual: show });
+            }
+        }
     }
     let started_at_ms = now_ms();
     let action = match next_update(current.as_ref(), &t.configuration, &t.log_group(), &plan.image_digest) {

@@ -28,7 +28,7 @@ use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, V
 use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
 use deployer_core::ports::{
     self, AliasState, CurrentConfig, DeploymentLedger, Executions, FunctionApi, FunctionState, ImageInfo,
-    ImageRegistry, Invocation, LambdaState, LockOutcome, StartOutcome, TargetStore, UpdateStatus,
+    ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, StartOutcome, TargetStore, UpdateStatus,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;
@@ -1216,5 +1216,31 @@ impl DeploymentLedger for FakeLedger {
     async fn history(&self, function: &FunctionName, limit: usize) -> ports::Result<Vec<DeploymentRecord>> {
         let w = self.enter("History", format!("History {function} limit={limit}"))?;
         Ok(w.records.iter().filter(|r| r.function == *function).take(limit).cloned().collect())
+    }
+}
+
+/// CloudWatch Logs groups by name, with their retention (None: never expire).
+#[derive(Default)]
+pub struct FakeLogGroups {
+    pub groups: Mutex<BTreeMap<String, Option<u32>>>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl LogGroups for FakeLogGroups {
+    async fn retention(&self, group: &str) -> ports::Result<Option<Option<u32>>> {
+        self.calls.lock().unwrap().push(format!("DescribeLogGroups {group}"));
+        Ok(self.groups.lock().unwrap().get(group).copied())
+    }
+
+    async fn create(&self, group: &str) -> ports::Result<()> {
+        self.calls.lock().unwrap().push(format!("CreateLogGroup {group}"));
+        self.groups.lock().unwrap().entry(group.to_string()).or_insert(None);
+        Ok(())
+    }
+
+    async fn set_retention(&self, group: &str, days: u32) -> ports::Result<()> {
+        self.calls.lock().unwrap().push(format!("PutRetentionPolicy {group} {days}"));
+        self.groups.lock().unwrap().insert(group.to_string(), Some(days));
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ fn first_round() -> Value {
 /// Run the step on the JSON the state machine passes (`{"plan", "previous"}`).
 async fn update(lambda: &FakeLambda, plan: &Plan, previous: Value) -> Result<UpdateOutput, DeployError> {
     let input = steps::input("Update Function", json!({"plan": plan, "previous": previous}))?;
-    update_function(lambda, input).await
+    update_function(lambda, &FakeLogGroups::default(), input).await
 }
 
 fn drift(field: &str, expected: &str, actual: &str) -> Drift {
@@ -170,6 +170,36 @@ async fn reserved_concurrency_drift_is_put_back_and_reported() {
     // AND a second round finds nothing to reconcile
     let again = update(&lambda, &plan(reserving, v2(), true, None), first_round()).await.unwrap();
     assert!(again.drift.is_empty(), "{:?}", again.drift);
+}
+
+#[tokio::test]
+async fn the_log_group_is_created_with_its_retention_and_retention_drift_is_put_back() {
+    let lambda = FakeLambda::new();
+    lambda.seed_function(&spec(), &v2());
+    let keeping = spec_with(json!({"configuration": {"logging": {"retentionDays": 30}}}));
+    let logs = FakeLogGroups::default();
+    let run = |t: deployer_core::spec::TargetSpec| {
+        let input =
+            steps::input("Update Function", json!({"plan": plan(t, v2(), true, None), "previous": first_round()}));
+        let (lambda, logs) = (&lambda, &logs);
+        async move { update_function(lambda, logs, input.unwrap()).await.unwrap() }
+    };
+
+    // GIVEN no log group yet: it is created with the retention (not drift: nothing was there to drift)
+    let out = run(keeping.clone()).await;
+    assert!(out.drift.is_empty(), "{:?}", out.drift);
+    assert_eq!(logs.groups.lock().unwrap().get("/aws/lambda/ml-inference"), Some(&Some(30)));
+
+    // GIVEN someone set the retention to 1 day: it is put back, and reported
+    logs.groups.lock().unwrap().insert("/aws/lambda/ml-inference".into(), Some(1));
+    let out = run(keeping.clone()).await;
+    assert_eq!(out.drift, [drift("logging.retentionDays", "30", "1")]);
+    assert_eq!(logs.groups.lock().unwrap().get("/aws/lambda/ml-inference"), Some(&Some(30)));
+
+    // GIVEN a spec without retention: the group is left alone
+    let calls_before = logs.calls.lock().unwrap().len();
+    run(spec()).await;
+    assert_eq!(logs.calls.lock().unwrap().len(), calls_before);
 }
 
 #[tokio::test]
