@@ -53,10 +53,13 @@ step "local AWS lifecycle" bash tests/scripts/local_aws_lifecycle.sh
 
 scripts/local-aws start
 trap 'scripts/local-aws stop >/dev/null || true' EXIT
+reports="${CARGO_TARGET_DIR:-$ROOT/target}/test-reports"
+rm -rf "$reports"
 step "cargo test" cargo test --workspace --no-fail-fast "${cargo_args[@]}"
 
 echo
 say "summary"
+for r in "$reports"/*.txt; do [[ -f "$r" ]] && sed 's/^/  /' "$r"; done
 for p in "${passed[@]}"; do echo "  ok      $p"; done
 for f in "${failed[@]}"; do echo "  FAILED  $f"; done
 if [[ ${#failed[@]} -gt 0 ]]; then

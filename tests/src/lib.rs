@@ -27,3 +27,13 @@ pub fn unique(prefix: &str) -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff)
 }
+
+/// Keep a test's summary where `scripts/test.sh` prints it at the end of the run (cargo hides the
+/// output of passing tests), and print it too.
+pub fn report(name: &str, summary: &str) {
+    println!("{summary}");
+    let dir = fixture::target_dir().join("test-reports");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join(format!("{name}.txt")), format!("{summary}\n"));
+    }
+}

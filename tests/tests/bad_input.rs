@@ -430,7 +430,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
     // Later runs against the same local AWS must not deploy this run's function.
     let _ =
         DynamoTargetStore::from_sdk(&sdk::config().await, &env.stack.targets_table).delete(&env.target.function).await;
-    println!("bad input: {passed} passed, {failed} failed");
+    deployer_tests::report("bad-input", &format!("bad input: {passed} passed, {failed} failed"));
     assert!(failed == 0, "{failed} bad-input case(s) failed (see the lines above)");
     assert!(last.is_empty(), "the corpus as a whole changed something: {last:?}");
 }

@@ -324,7 +324,10 @@ async fn every_fault_on_every_call_leaves_production_no_worse() {
             }
         }
     }
-    println!("fault-matrix: {} passed, {} failed", total - failed.len(), failed.len());
+    deployer_tests::report(
+        "fault-matrix",
+        &format!("fault-matrix: {} passed, {} failed ({} cells)", total - failed.len(), failed.len(), total),
+    );
     assert!(failed.is_empty(), "fault matrix cells failed: {failed:?}");
 }
 
