@@ -738,7 +738,7 @@ class LambdaService:
             fn, qual = self._function(account, region, params["fn"])
             qual = query.get("Qualifier") or qual
             snap, label = self._snapshot_for(fn, qual)
-            out = {"Configuration": self._render_public(fn, snap, label)}
+            out = {"Configuration": self._render(fn, snap, label)}
             if snap.code["PackageType"] == "Image":
                 resolved = snap.code["resolved"]
                 out["Code"] = {
@@ -768,24 +768,17 @@ class LambdaService:
                 return None
             return snap.code["zip"]
 
-    def _render_public(self, fn, snap, label):
-        out = self._render(fn, snap, label)
-        out.pop("_label", None)
-        return out
-
     def get_configuration(self, account, region, params, query, headers, body):
         with self.lock:
             fn, qual = self._function(account, region, params["fn"])
             snap, label = self._snapshot_for(fn, query.get("Qualifier") or qual)
-            return 200, self._render_public(fn, snap, label)
+            return 200, self._render(fn, snap, label)
 
     def list_versions(self, account, region, params, query, headers, body):
         with self.lock:
             fn, _ = self._function(account, region, params["fn"])
-            items = [self._render_public(fn, fn.latest, "$LATEST")]
-            items += [
-                self._render_public(fn, s, label) for label, s in sorted(fn.versions.items(), key=lambda kv: int(kv[0]))
-            ]
+            items = [self._render(fn, fn.latest, "$LATEST")]
+            items += [self._render(fn, s, label) for label, s in sorted(fn.versions.items(), key=lambda kv: int(kv[0]))]
             page, marker = _paginate(items, query, 50)
             out = {"Versions": page}
             if marker:
@@ -795,7 +788,7 @@ class LambdaService:
     def list_functions(self, account, region, params, query, headers, body):
         with self.lock:
             items = [
-                self._render_public(fn, fn.latest, "$LATEST")
+                self._render(fn, fn.latest, "$LATEST")
                 for (a, r, _), fn in sorted(self.functions.items())
                 if a == account and r == region
             ]

@@ -210,45 +210,28 @@ impl Env {
         tag
     }
 
-    /// Build `<function>-v2` and `<function>-v3`, then push v2 and, right after it, v3, both in the same
-    /// second of the clock (ECR's push times, and local AWS's, are whole seconds): the closest two pushes
-    /// can be. Asserts they were pushed within a second.
-    async fn push_two_in_one_second(&self, t: &TargetSpec) -> Pair {
+    /// Build `<function>-v2` and `<function>-v3`, then push v2 right after a clock second begins, and v3
+    /// right after it: in the same second (`next_second` false; ECR's push times, and local AWS's, are
+    /// whole seconds, so these are the closest two pushes can be), or in the next one (`next_second`
+    /// true: still close enough for the two deployments to overlap, far enough for their push times to
+    /// order them).
+    async fn push_two(&self, t: &TargetSpec, next_second: bool) -> Pair {
         let (tag2, tag3) = tokio::join!(self.stage(t, "v2"), self.stage(t, "v3"));
-        let into_second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
-        tokio::time::sleep(Duration::from_millis(u64::from(1020 - into_second))).await;
+        sleep_into_next_second().await;
         let tags = (tag2.clone(), tag3.clone());
         let (digest2, digest3, gap) = tokio::task::spawn_blocking(move || {
             let d2 = push_staged(&tags.0);
             let pushed2 = Instant::now();
+            if next_second {
+                std::thread::sleep(until_next_second());
+            }
             let d3 = push_staged(&tags.1);
             (d2, d3, pushed2.elapsed())
         })
         .await
         .unwrap();
-        assert!(gap < Duration::from_secs(1), "v3 was pushed {gap:?} after v2 (the test needs them within a second)");
-        Pair { tag2, tag3, digest2, digest3, gap }
-    }
-
-    /// As [`push_two_in_one_second`], but v3 lands in the clock second after v2's: still close enough for
-    /// the two deployments to overlap (each takes seconds), and far enough for their push times to order
-    /// them (ECR's are whole seconds; the same second is the known gap tested below).
-    async fn push_two_in_successive_seconds(&self, t: &TargetSpec) -> Pair {
-        let (tag2, tag3) = tokio::join!(self.stage(t, "v2"), self.stage(t, "v3"));
-        let into_second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
-        tokio::time::sleep(Duration::from_millis(u64::from(1020 - into_second))).await;
-        let tags = (tag2.clone(), tag3.clone());
-        let (digest2, digest3, gap) = tokio::task::spawn_blocking(move || {
-            let d2 = push_staged(&tags.0);
-            let pushed2 = Instant::now();
-            let into = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
-            std::thread::sleep(Duration::from_millis(u64::from(1020 - into)));
-            let d3 = push_staged(&tags.1);
-            (d2, d3, pushed2.elapsed())
-        })
-        .await
-        .unwrap();
-        assert!(gap < Duration::from_secs(3), "v3 was pushed {gap:?} after v2 (the test needs them close together)");
+        let limit = if next_second { Duration::from_secs(3) } else { Duration::from_secs(1) };
+        assert!(gap < limit, "v3 was pushed {gap:?} after v2 (the test needs them within {limit:?})");
         Pair { tag2, tag3, digest2, digest3, gap }
     }
 
@@ -426,7 +409,7 @@ async fn two_pushes_close_together_deploy_one_at_a_time_and_the_last_one_pushed_
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = env.watch_alias(&t, stop.clone());
     let started = Instant::now();
-    let Pair { tag2: _, tag3, digest2, digest3, gap } = env.push_two_in_successive_seconds(&t).await;
+    let Pair { tag2: _, tag3, digest2, digest3, gap } = env.push_two(&t, true).await;
     let (name2, name3) = (push_execution(&f, &digest2), push_execution(&f, &digest3));
     let (exec2, exec3) = tokio::join!(env.wait(&name2), env.wait(&name3));
     let elapsed = started.elapsed();
@@ -535,7 +518,7 @@ async fn an_older_image_pushed_in_the_same_second_as_the_live_one_is_not_deploye
     let t = env.target().await;
     let f = t.function.to_string();
     // GIVEN v2, then v3 pushed within the same second, and v3 live
-    let Pair { tag2, tag3: _, digest2, digest3, .. } = env.push_two_in_one_second(&t).await;
+    let Pair { tag2, tag3: _, digest2, digest3, .. } = env.push_two(&t, false).await;
     let (name2, name3) = (push_execution(&f, &digest2), push_execution(&f, &digest3));
     let (exec2, exec3) = tokio::join!(env.wait(&name2), env.wait(&name3));
     assert_eq!((exec2.status.as_str(), exec3.status.as_str()), ("SUCCEEDED", "SUCCEEDED"), "{exec2:?} {exec3:?}");
@@ -725,4 +708,14 @@ async fn drift_made_by_hand_is_repaired_by_the_next_deployment_and_recorded() {
         "{r:?}"
     );
     env.assert_lock_free(&t, "the deployment that repaired the drift").await;
+}
+
+/// How long until 20 ms into the next clock second.
+fn until_next_second() -> Duration {
+    let into = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
+    Duration::from_millis(u64::from(1020 - into))
+}
+
+async fn sleep_into_next_second() {
+    tokio::time::sleep(until_next_second()).await;
 }

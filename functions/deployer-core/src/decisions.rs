@@ -235,7 +235,8 @@ pub fn execution_name(target: &FunctionName, digest: &ImageDigest) -> String {
     format!("deploy-{t}-{}", &digest.hex()[..12])
 }
 
-fn clip(s: &str, max: usize) -> &str {
+/// The first `max` characters of `s` (AWS limits descriptions by length).
+pub(crate) fn clip(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

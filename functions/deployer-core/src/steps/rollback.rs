@@ -1,4 +1,4 @@
-use crate::decisions::{lock_ttl_ms, previous_good_version, recorded_good_versions, rollback_target};
+use crate::decisions::{clip, lock_ttl_ms, previous_good_version, recorded_good_versions, rollback_target};
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
 use crate::plan::{ExecutionRef, RollbackInput, RollbackRequest, RolledBack};
 use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LambdaState, LockOutcome, TargetStore};
@@ -192,11 +192,4 @@ async fn verify(lambda: &impl FunctionApi, t: &TargetSpec, version: &Version) ->
         });
     }
     Ok(run.cases.len())
-}
-
-fn clip(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
