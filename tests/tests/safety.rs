@@ -510,40 +510,50 @@ async fn an_older_image_deployed_by_hand_after_a_newer_one_went_live_changes_not
     env.assert_lock_free(&t, "the superseded deployment").await;
 }
 
+/// ECR's push times are whole seconds: two images pushed in the same second cannot be ordered. The one that
+/// goes live first stays; the other is refused (superseded, with the reason), never deployed over it.
 #[tokio::test]
-#[ignore = "known gap (issue 5 stays open): ECR push times have whole-second resolution, so two images pushed \
-            in the same second cannot be ordered and the older one can be deployed over the newer one"]
-async fn an_older_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over_it() {
+async fn an_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over_it() {
     let env = env().await;
     let t = env.target().await;
     let f = t.function.to_string();
-    // GIVEN v2, then v3 pushed within the same second, and v3 live
-    let Pair { tag2, tag3: _, digest2, digest3, .. } = env.push_two(&t, false).await;
+    // GIVEN v2 and v3 pushed within the same second (ECR gives them the same push time)
+    let Pair { tag2, tag3, digest2, digest3, .. } = env.push_two(&t, false).await;
+    let (at2, at3) = (env.pushed_at(&digest2).await, env.pushed_at(&digest3).await);
+    assert!(at2.is_some() && at2 == at3, "the test needs one push time for both: v2 {at2:?}, v3 {at3:?}");
     let (name2, name3) = (push_execution(&f, &digest2), push_execution(&f, &digest3));
     let (exec2, exec3) = tokio::join!(env.wait(&name2), env.wait(&name3));
     assert_eq!((exec2.status.as_str(), exec3.status.as_str()), ("SUCCEEDED", "SUCCEEDED"), "{exec2:?} {exec3:?}");
+
+    // THEN exactly one went live; the other was superseded by it, with the reason on record
     let (live, revision) = env.alias(&t).await;
-    assert_eq!(env.digest_of(&t, &live).await, digest3, "v3, pushed last, is live");
+    let live_digest = env.digest_of(&t, &live).await;
+    let ((won, won_exec), (lost, lost_name, lost_tag, lost_exec)) = if live_digest == digest2 {
+        ((digest2.clone(), &exec2), (digest3.clone(), &name3, &tag3, &exec3))
+    } else {
+        assert_eq!(live_digest, digest3, "the alias serves one of the two");
+        ((digest3.clone(), &exec3), (digest2.clone(), &name2, &tag2, &exec2))
+    };
+    assert_eq!(won_exec.output["imageDigest"], won.as_str(), "{won_exec:?}");
+    assert_eq!(lost_exec.output["supersededBy"], won.as_str(), "{lost_exec:?}");
+    let r = env.record_of(&t, lost_name).await;
+    assert_eq!(summary(&r).1, "superseded", "{r:?}");
+    let cause = r.cause.clone().unwrap_or_default();
+    assert!(cause.contains("same ECR push time") && cause.contains("push it again"), "{r:?}");
     let versions = env.versions(&t).await;
 
-    // WHEN an operator re-runs v2's deployment by hand
-    let name = unique("rerun-v2");
-    let exec = env.deploy_by_hand(&name, &t, &digest2, &tag2).await;
+    // WHEN an operator re-runs the superseded image's deployment by hand
+    let name = unique("rerun-same-second");
+    let exec = env.deploy_by_hand(&name, &t, &lost, lost_tag).await;
 
-    // THEN nothing changes: v2 is older than the live v3.
+    // THEN nothing changes
     assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
-    assert_eq!(
-        exec.output["supersededBy"],
-        digest3.as_str(),
-        "v2 must not be deployed over v3 (ECR's push times: v2 {:?}, v3 {:?}): {exec:?}",
-        env.pushed_at(&digest2).await,
-        env.pushed_at(&digest3).await
-    );
+    assert_eq!(exec.output["supersededBy"], won.as_str(), "{exec:?}");
     assert_eq!(env.alias(&t).await, (live.clone(), revision), "the alias did not move");
     assert_eq!(env.versions(&t).await, versions, "no new version");
     let r = env.record_of(&t, &name).await;
-    assert_eq!(summary(&r), record(&name, "superseded", "manual", Some(&digest2), Some(&live), Some(&live)));
-    env.assert_lock_free(&t, "the re-run of v2").await;
+    assert_eq!(summary(&r), record(&name, "superseded", "manual", Some(&lost), Some(&live), Some(&live)));
+    env.assert_lock_free(&t, "the re-run").await;
 }
 
 #[tokio::test]

@@ -73,6 +73,9 @@ pub struct Plan {
     /// A newer image already went live: deploying this one would put an older build back.
     #[serde(default)]
     pub superseded_by: Option<ImageDigest>,
+    /// Why it is superseded (recorded as the execution's cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_why: Option<String>,
     /// When ECR received this image (ms since the epoch).
     #[serde(default)]
     pub image_pushed_at_ms: Option<i64>,

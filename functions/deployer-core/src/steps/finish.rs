@@ -66,7 +66,12 @@ pub async fn finish(
             (live.clone(), live)
         }
     };
-    let cause = f.rollback.as_ref().map(|r| r.cause.clone()).or_else(|| f.error.as_ref().map(|e| e.message()));
+    let cause = f
+        .rollback
+        .as_ref()
+        .map(|r| r.cause.clone())
+        .or_else(|| f.error.as_ref().map(|e| e.message()))
+        .or_else(|| plan.filter(|_| f.outcome == Outcome::Superseded).and_then(|p| p.superseded_why.clone()));
     let record = DeploymentRecord {
         function: function.clone(),
         execution: req.execution.name.clone(),

@@ -72,7 +72,7 @@ pub async fn prepare(
         });
     }
     let history = ledger.history(&target.function, 20).await?;
-    let superseded = superseded_by(&history, &request.image_digest, image.pushed_at_ms);
+    let (superseded, superseded_why) = superseded_by(&history, &request.image_digest, image.pushed_at_ms).unzip();
     let current = lambda.get_function(&target.function, None).await?;
     let alias = match &current {
         Some(_) => lambda.get_alias(&target.function, &target.alias).await?,
@@ -115,6 +115,7 @@ pub async fn prepare(
         previous_version,
         already_live,
         superseded_by: superseded,
+        superseded_why,
         image_pushed_at_ms: image.pushed_at_ms,
         target,
     })

@@ -61,12 +61,21 @@ pub async fn reconcile(
             continue;
         }
         let name = target.function.to_string();
-        let Some((digest, tag)) = newest_allowed(registry, &target).await? else {
+        let newest = newest_allowed(registry, &target).await?;
+        let Some((digest, tag)) = newest.first().cloned() else {
             report.ignored.push(Ignored { target: Some(name), reason: "no allowed image in the repository".into() });
             continue;
         };
-        if serves(lambda, &target.function, &target, &digest).await? {
-            report.ignored.push(Ignored { target: Some(name), reason: format!("alias already serves {digest}") });
+        // Images pushed in the same second cannot be ordered: if the alias serves any of them, it is current.
+        let mut served = None;
+        for (d, _) in &newest {
+            if serves(lambda, &target.function, &target, d).await? {
+                served = Some(d.clone());
+                break;
+            }
+        }
+        if let Some(d) = served {
+            report.ignored.push(Ignored { target: Some(name), reason: format!("alias already serves {d}") });
             continue;
         }
         let request = ExecutionInput::Deploy(DeployRequest {
@@ -87,19 +96,23 @@ pub async fn reconcile(
     Ok(report)
 }
 
+/// The allowed images with the latest push time (more than one when pushed in the same second), by digest.
 async fn newest_allowed(
     registry: &impl ImageRegistry,
     target: &TargetSpec,
-) -> Result<Option<(ImageDigest, String)>, DeployError> {
+) -> Result<Vec<(ImageDigest, String)>, DeployError> {
     let images = registry.list_images(&target.repository).await?;
-    Ok(images
+    let allowed: Vec<_> = images
         .into_iter()
         .filter_map(|i| {
             let tag = i.tags.iter().find(|t| target.allows_tag(t))?.clone();
             Some((i.pushed_at_ms.unwrap_or(0), i.digest, tag))
         })
-        .max_by_key(|(at, _, _)| *at)
-        .map(|(_, d, t)| (d, t)))
+        .collect();
+    let Some(latest) = allowed.iter().map(|(at, _, _)| *at).max() else { return Ok(Vec::new()) };
+    let mut newest: Vec<_> = allowed.into_iter().filter(|(at, _, _)| *at == latest).map(|(_, d, t)| (d, t)).collect();
+    newest.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    Ok(newest)
 }
 
 async fn serves(

@@ -148,6 +148,7 @@ pub fn plan(target: TargetSpec, d: ImageDigest, exists: bool, previous: Option<&
         previous_version: previous.map(version),
         already_live: false,
         superseded_by: None,
+        superseded_why: None,
         image_pushed_at_ms: None,
         target,
     }

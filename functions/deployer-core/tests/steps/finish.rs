@@ -161,19 +161,25 @@ async fn a_superseded_image_is_recorded_and_nothing_moves() {
     // GIVEN Prepare found image c live, newer than v2
     let ledger = locked_by(EXECUTION);
     let f = FinishInput {
-        plan: Some(Plan { superseded_by: Some(digest('c')), ..the_plan() }),
+        plan: Some(Plan {
+            superseded_by: Some(digest('c')),
+            superseded_why: Some("v2 was pushed before c, which is live".into()),
+            ..the_plan()
+        }),
         ..ended(Outcome::Superseded)
     };
 
     // WHEN Finish runs
     let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
 
-    // THEN the record is a superseded ecr-push of v2, the alias staying on version 3, and the lock is released
+    // THEN the record is a superseded ecr-push of v2 saying why, the alias staying on version 3, and the lock
+    // is released
     assert_eq!(
         ledger.records(FN),
         [DeploymentRecord {
             version_before: Some("3".into()),
             version_after: Some("3".into()),
+            cause: Some("v2 was pushed before c, which is live".into()),
             ..v2_record(EXECUTION, "ecr-push", Outcome::Superseded)
         }]
     );

@@ -483,6 +483,26 @@ async fn an_image_newer_than_the_live_one_is_not_superseded() {
 }
 
 #[tokio::test]
+async fn an_image_pushed_in_the_same_second_as_the_live_one_does_not_replace_it() {
+    // GIVEN the records show image c live, with the same ECR push time as the candidate v2
+    let (store, lambda) = live_on_1();
+    let registry = registry();
+    let v2_pushed = registry.pushed_at(REPO, &v2()).unwrap();
+    let ledger = history_with_c_live(v2_pushed);
+
+    // WHEN v2 is prepared
+    let plan = run_in(&store, &registry, &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+        .await
+        .unwrap();
+
+    // THEN which one is newer cannot be known, so the live c stays, and the plan says why and what to do
+    assert_eq!(plan.superseded_by, Some(digest('c')));
+    let why = plan.superseded_why.unwrap_or_default();
+    assert!(why.contains("same ECR push time") && why.contains("push it again"), "{why}");
+    assert!(lambda.writes().is_empty());
+}
+
+#[tokio::test]
 async fn the_live_image_itself_is_not_superseded() {
     // GIVEN the records show image c live
     let (store, lambda) = live_on_1();

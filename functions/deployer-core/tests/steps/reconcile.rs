@@ -75,3 +75,23 @@ async fn an_operator_reconcile_names_its_targets() {
         reconcile(&store, &registry, &lambda, &executions, &json!({"reconcile": {"targets": [FN]}})).await.unwrap();
     assert_eq!(mine.started.len(), 1, "a function that does not exist yet gets its first deployment");
 }
+
+#[tokio::test]
+async fn images_pushed_in_the_same_second_as_the_live_one_are_not_deployed_over_it() {
+    // GIVEN v1 and v2 share the latest ECR push time, and the alias serves v2 (the one that went live first)
+    let lambda = FakeLambda::new();
+    let live = lambda.seed_release(&spec(), &v2());
+    lambda.seed_alias(&spec(), &live, "");
+    let registry = FakeRegistry::default();
+    registry.push_at(REPO, &v1(), "sha-1111111", SINGLE_ARCH, Some(5_000));
+    registry.push_at(REPO, &v2(), "sha-2222222", SINGLE_ARCH, Some(5_000));
+    let store = FakeStore::with([spec()]);
+    let executions = FakeExecutions::default();
+
+    // WHEN the reconcile runs
+    let report = reconcile(&store, &registry, &lambda, &executions, &json!({"reconcile": {}})).await.unwrap();
+
+    // THEN nothing starts: which of the two is newer cannot be known, and one of them is live
+    assert!(executions.started().is_empty(), "{report:?}");
+    assert!(report.ignored[0].reason.contains(v2().as_str()), "{report:?}");
+}
