@@ -146,3 +146,53 @@ def _invoke_lambda(rule, arn: str, payload: str, lambda_service) -> None:
                 f"to invoke it for {rule.arn} (add a lambda:InvokeFunction permission)"
             )
     lambda_service.invoke_event(account, region, arn, payload.encode())
+
+
+def install_execution_status_events() -> None:
+    """Make Step Functions emit "Step Functions Execution Status Change" events when an execution ends, as
+    AWS does for standard workflows (moto emits none)."""
+    from moto.events.models import events_backends
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def reflect(self):
+        original(self)
+        execution = self.execution
+        try:
+            status = execution.exec_status.value
+            detail = {
+                "executionArn": execution.exec_arn,
+                "stateMachineArn": execution.state_machine.arn,
+                "name": execution.name,
+                "status": status,
+                "startDate": _epoch_ms(execution.start_date),
+                "stopDate": _epoch_ms(execution.stop_date),
+                "input": json.dumps(execution.input_data),
+                "output": json.dumps(execution.output) if execution.output is not None else None,
+                "error": execution.error,
+                "cause": execution.cause,
+            }
+            events_backends[execution.account_id][execution.region_name].put_events(
+                [
+                    {
+                        "Source": "aws.states",
+                        "DetailType": "Step Functions Execution Status Change",
+                        "Detail": json.dumps(detail),
+                        "Resources": [execution.exec_arn],
+                    }
+                ]
+            )
+            log.info("execution %s ended %s", execution.name, status)
+        except Exception:  # an event that cannot be built must not break the execution's own record
+            log.exception("status-change event for %s not emitted", getattr(execution, "name", "?"))
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = reflect
+
+
+def _epoch_ms(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(float(value) * 1000)

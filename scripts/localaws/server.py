@@ -266,6 +266,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     install_ecr_hooks()
     telemetry.install_exact_dimension_match()
     events.install(lambda_service, endpoint)
+    events.install_execution_status_events()
     cloudformation.install(lambda_service)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())
     server = make_server("127.0.0.1", port, app, threaded=True)

@@ -20,7 +20,7 @@ use deployer_core::plan::DeploymentRecord;
 use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
 use deployer_tests::stack::{self, Execution, Stack, STACK};
-use deployer_tests::{fixture, sdk, unique, wait};
+use deployer_tests::{faults, fixture, sdk, unique, wait};
 use serde_json::{json, Value};
 
 const REPO: &str = "e2e-safety";
@@ -598,6 +598,64 @@ async fn every_execution_is_recorded_with_its_outcome_and_frees_the_lock() {
     assert!(rolled_back.cause.as_deref().unwrap_or("").contains("alias live stayed on version 2"), "{rolled_back:?}");
     assert_eq!(history[4].image_tag.as_deref(), Some(format!("{f}-v1").as_str()));
     assert!(history.iter().all(|r| r.function == t.function && !r.started_at.is_empty()), "{history:?}");
+}
+
+/// An execution stopped from outside (an operator's StopExecution) never reaches Finish: its status-change
+/// event frees the lock at once (not when it expires) and records it.
+#[tokio::test]
+async fn an_execution_stopped_mid_flight_frees_the_lock_at_once_and_is_recorded() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let (_, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (live, revision) = env.alias(&t).await;
+
+    // GIVEN v2's deployment hangs in Update Function (its UpdateFunctionCode call does not answer)
+    let armed = faults::inject(json!({"service": "lambda", "operation": "UpdateFunctionCode", "error": "timeout",
+                                      "delaySeconds": 20, "count": 1, "match": f}))
+    .await;
+    let fault = armed["faults"][0]["id"].as_u64().expect("the fault's id");
+    let tag = format!("{f}-v2");
+    let pushed = tag.clone();
+    let digest2 = tokio::task::spawn_blocking(move || fixture::push_image_with(REPO, &pushed, &[("VARIANT", &pushed)]))
+        .await
+        .unwrap();
+    let name = push_execution(&f, &digest2);
+    let arn = env.stack.execution_arn(&name);
+    let started = Instant::now();
+    while faults::fired(fault).await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "v2's deployment never reached UpdateFunctionCode");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        matches!(env.ledger.acquire(&t.function, "safety-probe", 0, 1).await.unwrap(), LockOutcome::Held { ref owner, .. } if *owner == name),
+        "v2's deployment holds the lock while it updates"
+    );
+
+    // WHEN an operator stops it
+    env.sfn.stop_execution().execution_arn(&arn).cause("operator: wrong image").send().await.unwrap();
+    let stopped = stack::finished(&env.sfn, &arn, TIMEOUT).await;
+    assert_eq!(stopped.status, "ABORTED", "{stopped:?}");
+
+    // THEN the lock is freed and the execution recorded, well before the lock would expire
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        if let Some(r) = env.records(&t).await.into_iter().find(|r| r.execution == name) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no record of the stopped execution {name}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(summary(&r), record(&name, "abandoned", "ecr-push", Some(&digest2), None, None));
+    assert!(r.cause.as_deref().unwrap_or_default().contains("ended ABORTED"), "{r:?}");
+    env.assert_lock_free(&t, "the stopped execution").await;
+    // AND the alias never left v1, and the next push deploys without waiting for the lock
+    assert_eq!(env.alias(&t).await, (live, revision));
+    faults::disarm(fault).await;
+    let (digest3, exec) = env.push(&t, "v3", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.digest_of(&t, &env.alias(&t).await.0).await, digest3);
 }
 
 #[tokio::test]

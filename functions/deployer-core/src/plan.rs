@@ -247,6 +247,9 @@ pub enum Outcome {
     RolledBack,
     RollbackFailed,
     ManualRollback,
+    /// The execution stopped (aborted, timed out, or failed outside the steps) before it recorded itself;
+    /// recorded from Step Functions' status-change event.
+    Abandoned,
 }
 
 impl Outcome {

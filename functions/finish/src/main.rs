@@ -1,4 +1,5 @@
-//! Task state "Finish": every path of the state machine ends here (record, release the lock).
+//! Task state "Finish": every path of the state machine ends here (record, release the lock). Also the
+//! target of Step Functions' status-change events, for executions that stop before they get here.
 
 use deployer_aws::{step, DynamoLedger, EcrRegistry};
 use deployer_core::steps;
@@ -13,8 +14,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ledger = &DynamoLedger::from_sdk(&sdk, config.get("DEPLOYMENTS_TABLE"));
     let registry = &EcrRegistry::from_sdk(&sdk);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        let now = steps::now_ms() as i64;
+        if ev.payload.get("detail-type").is_some() {
+            let ended = steps::execution_ended(ledger, &ev.payload, now).await?;
+            return Ok::<_, step::StepError>(serde_json::to_value(ended).unwrap_or_default());
+        }
         let input = steps::input("Finish", ev.payload)?;
-        Ok::<_, step::StepError>(steps::finish(ledger, registry, input, steps::now_ms() as i64).await?)
+        let finished = steps::finish(ledger, registry, input, now).await?;
+        Ok(serde_json::to_value(finished).unwrap_or_default())
     }))
     .await
 }

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::ids::FunctionName;
+use crate::ids::{FunctionName, ImageDigest};
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
 use crate::ports::{DeploymentLedger, ImageRegistry};
 use crate::DeployError;
@@ -33,11 +34,7 @@ pub async fn finish(
         .as_ref()
         .map(|p| p.target.function.clone())
         .or_else(|| f.rollback.as_ref().map(|r| r.function.clone()))
-        .or_else(|| {
-            ["target", "function"]
-                .iter()
-                .find_map(|k| req.input.get(k).and_then(|v| v.as_str()).and_then(|s| FunctionName::parse(s).ok()))
-        });
+        .or_else(|| function_of(&req.input));
     let Some(function) = function else {
         tracing::warn!(execution = %req.execution.name, outcome = ?f.outcome, "no function named in the input: nothing to record");
         return Ok(Finished {
@@ -48,12 +45,7 @@ pub async fn finish(
             protected_by: None,
         });
     };
-    let action = req.input.get("action").and_then(|a| a.as_str()).unwrap_or("deploy");
-    let trigger = match action {
-        "rollback" => "operator",
-        _ if req.execution.name.starts_with("deploy-") => "ecr-push",
-        _ => "manual",
-    };
+    let trigger = trigger_of(&req.input, &req.execution.name);
     let plan = f.plan.as_ref();
     let (version_before, version_after) = match (&f.deployed, &f.rollback) {
         (Some(d), _) => (d.previous_version.as_ref().map(|v| v.to_string()), Some(d.version.to_string())),
@@ -104,4 +96,120 @@ pub async fn finish(
         version = record.version_after.as_deref().unwrap_or(""), "execution recorded"
     );
     Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released, protected_by })
+}
+
+/// The function an execution's input names (a deploy's `target`, a rollback's `function`).
+fn function_of(input: &Value) -> Option<FunctionName> {
+    ["target", "function"]
+        .iter()
+        .find_map(|k| input.get(k).and_then(Value::as_str).and_then(|s| FunctionName::parse(s).ok()))
+}
+
+/// Who asked for the execution: "operator" (a rollback), "ecr-push" (the trigger's names), or "manual".
+fn trigger_of(input: &Value, execution: &str) -> &'static str {
+    match input.get("action").and_then(Value::as_str).unwrap_or("deploy") {
+        "rollback" => "operator",
+        _ if execution.starts_with("deploy-") => "ecr-push",
+        _ => "manual",
+    }
+}
+
+/// What [`execution_ended`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ended {
+    pub execution: String,
+    pub status: String,
+    pub function: Option<FunctionName>,
+    /// A record was written: the execution stopped before its Finish step recorded it.
+    pub recorded: bool,
+    /// The function's lock was still this execution's, and is now free.
+    pub released: bool,
+}
+
+/// Step Functions' "Execution Status Change" event (EventBridge) for an execution that ended without
+/// success. Every path of the state machine ends in Finish, but an execution that is aborted (an operator's
+/// StopExecution), times out, or fails outside the steps never gets there: its lock would be held until it
+/// expires, and it would leave no record. This releases the lock if that execution still holds it, and
+/// records the execution if Finish did not.
+pub async fn execution_ended(ledger: &impl DeploymentLedger, event: &Value, now_ms: i64) -> Result<Ended, DeployError> {
+    let detail = event.get("detail").filter(|d| d.is_object()).ok_or_else(|| {
+        DeployError::invalid("a Step Functions status-change event has a `detail` object; this event has none")
+    })?;
+    let field = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(name), Some(status)) = (field("name"), field("status")) else {
+        return Err(DeployError::invalid(
+            "the status-change event's detail lacks `name` or `status`: it is not Step Functions' \
+             \"Execution Status Change\" event",
+        ));
+    };
+    let input: Value = field("input").and_then(|i| serde_json::from_str(&i).ok()).unwrap_or(Value::Null);
+    let function = function_of(&input);
+    let mut ended = Ended {
+        execution: name.clone(),
+        status: status.clone(),
+        function: function.clone(),
+        recorded: false,
+        released: false,
+    };
+    let Some(function) = function.filter(|_| matches!(status.as_str(), "ABORTED" | "TIMED_OUT" | "FAILED")) else {
+        tracing::info!(execution = %name, %status, "status change: nothing to do");
+        return Ok(ended);
+    };
+    if !ledger.history(&function, 50).await?.iter().any(|r| r.execution == name) {
+        let error = field("error").filter(|e| !e.is_empty());
+        let detail_cause = field("cause").filter(|c| !c.is_empty());
+        let cause = format!(
+            "execution {name} ended {status} before it recorded itself{}; the alias was left where the last \
+             step that ran put it (every step leaves it on a published version): check it with `deployctl history` \
+             and `aws lambda get-alias`",
+            match (&error, &detail_cause) {
+                (Some(e), Some(c)) => format!(" ({e}: {c})"),
+                (Some(e), None) => format!(" ({e})"),
+                (None, Some(c)) => format!(" ({c})"),
+                (None, None) => String::new(),
+            }
+        );
+        let record = DeploymentRecord {
+            function: function.clone(),
+            execution: name.clone(),
+            started_at: detail.get("startDate").and_then(Value::as_i64).map(iso_from_ms).unwrap_or_default(),
+            finished_at_ms: detail.get("stopDate").and_then(Value::as_i64).unwrap_or(now_ms),
+            trigger: trigger_of(&input, &name).to_string(),
+            outcome: Outcome::Abandoned,
+            image_digest: input.get("imageDigest").and_then(Value::as_str).and_then(|d| ImageDigest::parse(d).ok()),
+            image_tag: input.get("imageTag").and_then(Value::as_str).map(str::to_string),
+            image_pushed_at_ms: None,
+            version_before: None,
+            version_after: None,
+            error: Some(error.unwrap_or_else(|| format!("States.{status}"))),
+            cause: Some(cause),
+            drift: Vec::new(),
+        };
+        ledger.record(&record).await?;
+        ended.recorded = true;
+    }
+    ended.released = ledger.release(&function, &name).await?;
+    tracing::warn!(
+        function = %function, execution = %name, %status, recorded = ended.recorded, released = ended.released,
+        "execution ended without success"
+    );
+    Ok(ended)
+}
+
+/// `2026-11-27T06:00:00.123Z` for milliseconds since the epoch (the shape Step Functions gives start times in).
+pub fn iso_from_ms(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1_000 % 60, rem % 1_000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }

@@ -5,7 +5,7 @@ use deployer_core::decisions::Drift;
 use deployer_core::plan::{
     Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
 };
-use deployer_core::steps::{finish, Finished};
+use deployer_core::steps::{execution_ended, finish, iso_from_ms, Finished};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
 
@@ -445,4 +445,105 @@ async fn a_failed_release_propagates() {
     // THEN the error propagates, and the lock is still held (the retry releases it)
     assert_eq!(err, unavailable);
     assert_eq!(ledger.lock(FN).unwrap().owner, EXECUTION);
+}
+
+/// Step Functions' status-change event for `name`, as EventBridge delivers it.
+fn status_change(name: &str, status: &str, input: &Value) -> Value {
+    json!({
+        "version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": format!("arn:aws:states:eu-west-1:123456789012:execution:deployer-deploy:{name}"),
+            "stateMachineArn": "arn:aws:states:eu-west-1:123456789012:stateMachine:deployer-deploy",
+            "name": name, "status": status, "startDate": 1_795_780_798_123_i64, "stopDate": NOW_MS,
+            "input": input.to_string(), "output": null, "error": null, "cause": null
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_aborted_execution_that_never_reached_finish_is_recorded_and_its_lock_freed() {
+    // GIVEN v2's deployment holds the lock and is aborted by an operator (StopExecution) mid-flight
+    let ledger = locked_by(EXECUTION);
+
+    // WHEN its status-change event arrives
+    let out =
+        execution_ended(&ledger, &status_change(EXECUTION, "ABORTED", &deploy_input()), NOW_MS + 5).await.unwrap();
+
+    // THEN the lock is free, and the record says what happened and where to look
+    assert_eq!(ledger.lock(FN), None);
+    assert_eq!((out.recorded, out.released, out.function), (true, true, Some(fname(FN))));
+    let records = ledger.records(FN);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(
+        (r.outcome, r.trigger.as_str(), r.image_digest.clone(), r.error.as_deref(), r.started_at.as_str()),
+        (Outcome::Abandoned, "ecr-push", Some(v2()), Some("States.ABORTED"), "2026-11-27T11:59:58.123Z")
+    );
+    let cause = r.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("ended ABORTED before it recorded itself") && cause.contains("deployctl history"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_rollback_keeps_its_error_and_frees_only_its_own_lock() {
+    // GIVEN an operator's rollback timed out, and the lock is already another execution's
+    let ledger = locked_by("deploy-someone-else");
+    let mut event = status_change(ROLLBACK_EXECUTION, "TIMED_OUT", &rollback_input());
+    event["detail"]["error"] = json!("States.Timeout");
+
+    // WHEN its status-change event arrives
+    let out = execution_ended(&ledger, &event, NOW_MS).await.unwrap();
+
+    // THEN it is recorded as the operator's, and the other execution's lock is left alone
+    assert_eq!((out.recorded, out.released), (true, false));
+    assert_eq!(ledger.lock(FN).map(|l| l.owner), Some("deploy-someone-else".into()));
+    let r = &ledger.records(FN)[0];
+    assert_eq!((r.trigger.as_str(), r.error.as_deref()), ("operator", Some("States.Timeout")));
+    assert!(r.cause.as_deref().unwrap_or_default().contains("(States.Timeout)"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
+    // GIVEN Finish recorded v2's rolled-back deployment and released its lock; the execution then FAILED
+    let ledger = FakeLedger::new();
+    ledger.seed_record(v2_record(EXECUTION, "ecr-push", Outcome::RolledBack));
+
+    // WHEN its status-change event arrives
+    let out = execution_ended(&ledger, &status_change(EXECUTION, "FAILED", &deploy_input()), NOW_MS).await.unwrap();
+
+    // THEN nothing more is written
+    assert_eq!((out.recorded, out.released), (false, false));
+    assert_eq!(ledger.records(FN).len(), 1);
+}
+
+#[tokio::test]
+async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_nothing() {
+    let ledger = locked_by(EXECUTION);
+    for (status, input) in [("SUCCEEDED", deploy_input()), ("RUNNING", deploy_input()), ("ABORTED", json!({"x": 1}))] {
+        let out = execution_ended(&ledger, &status_change(EXECUTION, status, &input), NOW_MS).await.unwrap();
+        assert_eq!((out.recorded, out.released), (false, false), "{status} {input}");
+    }
+    assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
+    assert!(ledger.records(FN).is_empty());
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_a_status_change_is_refused_and_changes_nothing() {
+    let ledger = locked_by(EXECUTION);
+    for event in [json!({"detail-type": "x"}), json!({"detail": {"name": EXECUTION}}), json!({"detail": "ABORTED"})] {
+        let err = execution_ended(&ledger, &event, NOW_MS).await.unwrap_err();
+        assert_eq!(err.name(), "InvalidInput", "{event}");
+        assert!(err.to_string().contains("detail"), "{err}");
+    }
+    assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
+}
+
+#[test]
+fn start_times_are_written_as_step_functions_gives_them() {
+    assert_eq!(iso_from_ms(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(iso_from_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    assert_eq!(iso_from_ms(1_795_780_798_123), "2026-11-27T11:59:58.123Z");
+    assert_eq!(iso_from_ms(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
 }
