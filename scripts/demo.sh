@@ -41,7 +41,8 @@ scripts/local-aws stop >/dev/null
 scripts/local-aws start
 
 say "4/8 deploying the deployer stack ($STACK) from template.yaml"
-scripts/deploy-local.sh --stack "$STACK" --repositories "$REPO" --param "ServiceRepositoryName=$REPO" | sed 's/^/   /'
+scripts/deploy-local.sh --stack "$STACK" --repositories "$REPO" --param "ServiceRepositoryName=$REPO" \
+  --param TargetFunctionPrefix=ml- --param TargetRolePrefix=ml- | sed 's/^/   /'
 state_machine=$(aws cloudformation describe-stacks --stack-name "$STACK" \
   --query "Stacks[0].Outputs[?OutputKey=='StateMachineArn'].OutputValue" --output text)
 

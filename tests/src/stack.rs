@@ -44,6 +44,8 @@ pub fn ensure() -> &'static Stack {
     STACK_ONCE.get_or_init(|| {
         let out = Command::new(workspace_root().join("scripts/deploy-local.sh"))
             .args(["--stack", STACK, "--repositories", &REPOSITORIES.join(",")])
+            // Every function the tests deploy is named e2e-..., every service role e2e-...
+            .args(["--param", "TargetFunctionPrefix=e2e-", "--param", "TargetRolePrefix=e2e-"])
             .env("AWS_ENDPOINT_URL", crate::sdk::endpoint())
             .output()
             .expect("scripts/deploy-local.sh runs");

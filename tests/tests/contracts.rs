@@ -160,3 +160,46 @@ fn every_function_logs_json_to_its_own_group_with_retention() {
         assert!(!lg["Properties"]["RetentionInDays"].is_null(), "{name}: retention");
     }
 }
+
+/// The text of a policy field: a plain string, or the string inside `!Sub`.
+fn text(v: &serde_yaml::Value) -> Vec<String> {
+    match v {
+        serde_yaml::Value::String(s) => vec![s.clone()],
+        serde_yaml::Value::Tagged(t) => text(&t.value),
+        serde_yaml::Value::Sequence(items) => items.iter().flat_map(text).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn no_step_may_write_to_every_lambda_function_and_the_prefixes_are_required() {
+    let params = &template()["Parameters"];
+    for p in ["TargetFunctionPrefix", "TargetRolePrefix"] {
+        assert!(params[p]["Default"].is_null(), "{p} must have no default (an empty prefix is every function)");
+        assert_eq!(params[p]["MinLength"].as_u64(), Some(1), "{p}");
+        assert!(params[p]["AllowedPattern"].as_str().is_some_and(|a| a.ends_with('+')), "{p}: one or more characters");
+    }
+    let mut lambda_writes = 0;
+    for (name, r) in &resources() {
+        let Some(policies) = r["Properties"]["Policies"].as_sequence() else { continue };
+        for statement in policies.iter().filter_map(|p| p["Statement"].as_sequence()).flatten() {
+            let actions = text(&statement["Action"]);
+            let writes: Vec<_> = actions
+                .iter()
+                .filter(|a| a.starts_with("lambda:") && !a.starts_with("lambda:Get") && !a.starts_with("lambda:List"))
+                .collect();
+            if writes.is_empty() {
+                continue;
+            }
+            lambda_writes += 1;
+            for resource in text(&statement["Resource"]) {
+                assert!(
+                    resource.ends_with(":function:${TargetFunctionPrefix}*")
+                        || resource.ends_with(":function:${TargetFunctionPrefix}*:*"),
+                    "{name:?}: {writes:?} on {resource}: Lambda writes go only to the target functions"
+                );
+            }
+        }
+    }
+    assert!(lambda_writes >= 5, "the steps' Lambda writes were found ({lambda_writes})");
+}

@@ -184,7 +184,7 @@ async fn deploy(env: &Env, function: &str, digest: &str, name: &str) -> stack::E
 
 /// Run one cell; Ok(summary) or Err(what broke).
 async fn run(env: &Env, cell: &Cell, v1: &str, v2_shared: &str) -> Result<String, String> {
-    let function = unique("fm");
+    let function = unique("e2e-fm");
     env.store.put(&spec_for(env, &function, false)).await.map_err(|e| e.to_string())?;
     let first = deploy(env, &function, v1, &unique("fm-v1")).await;
     if first.status != "SUCCEEDED" {

@@ -45,7 +45,7 @@ async fn the_ml_service_is_deployed_from_its_dockerfile_and_a_broken_model_is_ro
     // GIVEN the service's own target spec, for a fresh function in this test's repository
     let text = std::fs::read_to_string(workspace_root().join("examples/ml-inference/target.json")).unwrap();
     let mut doc: Value = serde_json::from_str(&text).unwrap();
-    let function = unique("ml");
+    let function = unique("e2e-ml");
     doc["function"] = json!(function);
     doc["repository"] = json!(REPO);
     doc["configuration"]["role"] = json!(sdk::role(&iam, "e2e-ml-role").await);

@@ -163,7 +163,7 @@ fn push_staged(tag: &str) -> String {
 impl Env {
     /// A target for a fresh function deploying `REPO`, registered in the stack's table.
     async fn target(&self) -> Target {
-        let function = unique("safety");
+        let function = unique("e2e-safety");
         let spec = spec::parse(
             &json!({
                 "function": function,
