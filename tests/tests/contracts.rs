@@ -122,6 +122,8 @@ fn names_run_through_crate_resource_substitution_and_state() {
         ("check-ready", "CheckReadyFunction", "CheckReadyFunctionArn", "Check Ready"),
         ("smoke-test", "SmokeTestFunction", "SmokeTestFunctionArn", "Smoke Test"),
         ("publish-version", "PublishVersionFunction", "PublishVersionFunctionArn", "Publish Version"),
+        ("shift-traffic", "ShiftTrafficFunction", "ShiftTrafficFunctionArn", "Shift Traffic"),
+        ("check-health", "CheckHealthFunction", "CheckHealthFunctionArn", "Check Health"),
         ("shift-alias", "ShiftAliasFunction", "ShiftAliasFunctionArn", "Shift Alias"),
         ("rollback", "RollbackFunction", "RollbackFunctionArn", "Roll Back"),
         ("finish", "FinishFunction", "FinishFunctionArn", "Finish"),

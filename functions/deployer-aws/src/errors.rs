@@ -125,6 +125,12 @@ classify! {
 }
 
 classify! {
+    // Neither has a modelled throttling or availability error: those come by code and HTTP status.
+    aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError {}
+    aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError {}
+}
+
+classify! {
     aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsError {
         is_service_unavailable_exception => Unavailable,
     }

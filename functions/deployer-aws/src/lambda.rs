@@ -10,7 +10,7 @@ use aws_sdk_lambda::types::{
 };
 use deployer_core::ids::{AliasName, FunctionName, Version};
 use deployer_core::ports::{
-    AliasState, CurrentConfig, FunctionApi, FunctionState, Invocation, LambdaState, Result, UpdateStatus,
+    AliasState, CurrentConfig, FunctionApi, FunctionState, Invocation, LambdaState, Result, Routing, UpdateStatus,
 };
 use deployer_core::spec::{self, DesiredConfig, LoggingSpec};
 use deployer_core::DeployError;
@@ -349,6 +349,31 @@ impl FunctionApi for LambdaControlPlane {
             .function_version(version.as_str())
             .description(description)
             .routing_config(no_weights)
+            .revision_id(revision_id)
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, call("UpdateAlias", &format!("{name}:{alias}"))))?;
+        Ok(alias_state!(alias, &out))
+    }
+
+    async fn route_alias(
+        &self,
+        name: &FunctionName,
+        alias: &AliasName,
+        routing: &Routing,
+        description: &str,
+        revision_id: &str,
+    ) -> Result<AliasState> {
+        let weights = HashMap::from([(routing.candidate.as_str().to_string(), routing.weight)]);
+        let weighted = AliasRoutingConfiguration::builder().set_additional_version_weights(Some(weights)).build();
+        let out = self
+            .client
+            .update_alias()
+            .function_name(name.as_str())
+            .name(alias.as_str())
+            .function_version(routing.main.as_str())
+            .description(description)
+            .routing_config(weighted)
             .revision_id(revision_id)
             .send()
             .await

@@ -5,19 +5,22 @@
 //!   conditional DeleteItem (only by its owner), so two executions can never both hold it.
 //! - `sk = "record#<execution start, ISO 8601>#<execution>"`: one item per execution (a retried Finish
 //!   overwrites its own), the record as JSON in `record`, newest last in key order (queried in reverse).
+//! - `sk = "command#<execution>"`: an operator's `promote` or `abort` for a running execution, with
+//!   `reason`; expires (DynamoDB TTL attribute `ttl`, seconds) a day after it was sent.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use deployer_core::ids::FunctionName;
 use deployer_core::plan::DeploymentRecord;
-use deployer_core::ports::{DeploymentLedger, LockOutcome, Result};
+use deployer_core::ports::{Command, DeploymentLedger, LockOutcome, Result};
 use deployer_core::DeployError;
 
 use crate::errors::{to_deploy_error, Call, DYNAMODB};
 
 const LOCK: &str = "lock";
 const RECORD: &str = "record#";
+const COMMAND: &str = "command#";
 
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -182,5 +185,66 @@ impl DeploymentLedger for DynamoLedger {
             }
         }
         Ok(records)
+    }
+
+    async fn holder(&self, function: &FunctionName) -> Result<Option<(String, i64)>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(function, LOCK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table }))?;
+        Ok(out.item().and_then(|i| {
+            let owner = i.get("owner").and_then(|v| v.as_s().ok())?.clone();
+            let expires = i.get("expiresAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            Some((owner, expires))
+        }))
+    }
+
+    async fn send_command(
+        &self,
+        function: &FunctionName,
+        execution: &str,
+        command: &Command,
+        reason: &str,
+    ) -> Result<()> {
+        let mut item = Self::key(function, &format!("{COMMAND}{execution}"));
+        let word = serde_json::to_value(command).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        item.insert("command".into(), s(word));
+        item.insert("reason".into(), s(reason));
+        let day_later = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 + 86_400)
+            .unwrap_or(0);
+        item.insert("ttl".into(), n(day_later));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "PutItem", resource: &self.table }))?;
+        Ok(())
+    }
+
+    async fn command(&self, function: &FunctionName, execution: &str) -> Result<Option<(Command, String)>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(function, &format!("{COMMAND}{execution}"))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table }))?;
+        Ok(out.item().and_then(|i| {
+            let word = i.get("command").and_then(|v| v.as_s().ok())?;
+            let command = serde_json::from_value(serde_json::Value::String(word.clone())).ok()?;
+            let reason = i.get("reason").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            Some((command, reason))
+        }))
     }
 }

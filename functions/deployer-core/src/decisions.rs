@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
 use crate::plan::{DeploymentRecord, Outcome};
-use crate::ports::{AliasState, FunctionState, Invocation, LambdaState, UpdateStatus};
-use crate::spec::{DesiredConfig, LogFormat, SmokeCase};
+use crate::ports::{AlarmState, AliasState, FunctionState, Invocation, LambdaState, UpdateStatus, VersionStats};
+use crate::spec::{DesiredConfig, Gates, LogFormat, SmokeCase};
 use crate::DeployError;
 
 /// One field that differs between the spec and the function.
@@ -341,6 +341,104 @@ pub fn superseded_by(
         )
     };
     Some((live_digest.clone(), why))
+}
+
+/// What the health gates make of one step's readings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    /// Enough traffic, every limit kept; the line has the readings.
+    Healthy(String),
+    /// Too few candidate invocations to judge; the line says how many of how many.
+    TooLittleTraffic(String),
+    /// A limit broken, or an alarm in ALARM: every reason, with its numbers.
+    Unhealthy(Vec<String>),
+}
+
+fn rate(s: &VersionStats) -> f64 {
+    if s.invocations == 0 {
+        0.0
+    } else {
+        s.errors as f64 / s.invocations as f64
+    }
+}
+
+fn pct(r: f64) -> String {
+    format!("{:.1}%", r * 100.0)
+}
+
+/// Judge a step: alarms and throttles at any sample size; error rate and p99 once the candidate has
+/// `minInvocations`, on their own and against the baseline (when the baseline has that many too).
+pub fn judge_health(gates: &Gates, candidate: &VersionStats, baseline: &VersionStats, alarms: &[AlarmState]) -> Health {
+    let mut broken = Vec::new();
+    for name in &gates.alarms {
+        match alarms.iter().find(|a| &a.name == name) {
+            None => broken.push(format!("alarm {name} does not exist (create it, or remove it from gates.alarms)")),
+            Some(a) if a.state == "ALARM" => broken.push(format!("alarm {name} is in ALARM: {}", clip(&a.reason, 200))),
+            Some(_) => {}
+        }
+    }
+    if candidate.throttles > gates.max_throttles {
+        broken.push(format!("{} throttles (limit {})", candidate.throttles, gates.max_throttles));
+    }
+    let enough = candidate.invocations >= gates.min_invocations;
+    let errors = format!("{} errors in {} invocations", candidate.errors, candidate.invocations);
+    // A broken candidate fails at once: even if every invocation still needed succeeded, the rate would
+    // be over the limit.
+    if let Some(max) = gates.max_error_rate {
+        let at_best = candidate.errors as f64 / gates.min_invocations.max(candidate.invocations) as f64;
+        if (enough && rate(candidate) > max) || (!enough && at_best > max) {
+            broken.push(format!("error rate {} ({errors}) is over the limit {}", pct(rate(candidate)), pct(max)));
+        }
+    }
+    let compare = enough && baseline.invocations >= gates.min_invocations;
+    if compare && rate(candidate) > rate(baseline) + gates.error_rate_margin {
+        broken.push(format!(
+            "error rate {} ({errors}) is over the baseline's {} ({} of {}) + {} points",
+            pct(rate(candidate)),
+            pct(rate(baseline)),
+            baseline.errors,
+            baseline.invocations,
+            gates.error_rate_margin * 100.0
+        ));
+    }
+    if let (true, Some(p99)) = (enough, candidate.p99_ms) {
+        if let Some(max) = gates.max_p99_ms.filter(|max| p99 > *max) {
+            broken.push(format!("p99 duration {p99:.0} ms is over the limit {max:.0} ms"));
+        }
+        if let (true, Some(base)) = (compare, baseline.p99_ms) {
+            if p99 > base * (1.0 + gates.p99_margin) {
+                broken.push(format!(
+                    "p99 duration {p99:.0} ms is over the baseline's {base:.0} ms + {:.0}%",
+                    gates.p99_margin * 100.0
+                ));
+            }
+        }
+    }
+    if !broken.is_empty() {
+        return Health::Unhealthy(broken);
+    }
+    let p99 = |s: &VersionStats| s.p99_ms.map(|p| format!("{p:.0} ms")).unwrap_or_else(|| "-".into());
+    let line = format!(
+        "candidate {} errors / {} invocations, p99 {}; baseline {} / {}, p99 {}",
+        candidate.errors,
+        candidate.invocations,
+        p99(candidate),
+        baseline.errors,
+        baseline.invocations,
+        p99(baseline)
+    );
+    if !enough {
+        return Health::TooLittleTraffic(format!(
+            "too little traffic to judge: {} candidate invocations, {} needed ({line})",
+            candidate.invocations, gates.min_invocations
+        ));
+    }
+    let line = if compare {
+        line
+    } else {
+        format!("{line}; baseline below {} invocations: compared on absolute limits only", gates.min_invocations)
+    };
+    Health::Healthy(line)
 }
 
 #[cfg(test)]

@@ -46,6 +46,14 @@ pub enum DeployError {
     /// The rollback itself could not be completed or verified: a human must look.
     #[error("rollback of {function} failed: {message}")]
     RollbackFailed { function: String, message: String },
+
+    /// A health gate failed while traffic was shifting: `report` has the readings and the limits.
+    #[error("health gate failed for {function}: {report}")]
+    GateFailed { function: String, report: String },
+
+    /// An operator asked the running deployment to stop (`deployctl abort`).
+    #[error("deployment of {function} aborted by an operator: {reason}")]
+    Aborted { function: String, reason: String },
 }
 
 impl DeployError {
@@ -63,6 +71,8 @@ impl DeployError {
             DeployError::SmokeTestFailed { .. } => "SmokeTestFailed",
             DeployError::Locked { .. } => "Locked",
             DeployError::RollbackFailed { .. } => "RollbackFailed",
+            DeployError::GateFailed { .. } => "GateFailed",
+            DeployError::Aborted { .. } => "Aborted",
         }
     }
 
@@ -79,6 +89,8 @@ impl DeployError {
         "SmokeTestFailed",
         "Locked",
         "RollbackFailed",
+        "GateFailed",
+        "Aborted",
     ];
 
     /// Errors the state machine retries in place: transient on AWS's side or a lost race.
@@ -123,6 +135,8 @@ mod tests {
             DeployError::SmokeTestFailed { function: "f".into(), report: "x".into() },
             DeployError::Locked { function: "f".into(), owner: "e".into(), until: "t".into() },
             DeployError::RollbackFailed { function: "f".into(), message: "x".into() },
+            DeployError::GateFailed { function: "f".into(), report: "x".into() },
+            DeployError::Aborted { function: "f".into(), reason: "x".into() },
         ];
         let names: Vec<_> = all.iter().map(DeployError::name).collect();
         assert_eq!(names, DeployError::NAMES);

@@ -313,3 +313,63 @@ pub struct DeploymentRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<Drift>,
 }
+
+/// Where a canary or linear shift stands: the alias sends `weight` percent to the candidate since
+/// `stepStartedAtMs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficState {
+    /// 0 for the first weight.
+    pub step: usize,
+    pub steps: usize,
+    pub weight: u32,
+    pub step_started_at_ms: i64,
+    /// The baseline: the version the alias keeps serving the rest of the traffic.
+    pub baseline: Version,
+    pub candidate: Version,
+    /// How long the Wait state waits before the next health check.
+    pub wait_seconds: u32,
+}
+
+/// Shift Traffic's input: the next weight after `traffic` (the first weight when absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficInput {
+    pub plan: Plan,
+    pub published: Published,
+    #[serde(default)]
+    pub traffic: Option<TrafficState>,
+    pub execution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthInput {
+    pub plan: Plan,
+    pub traffic: TrafficState,
+    pub execution: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NextMove {
+    /// Keep baking (or waiting for traffic): wait, then check again.
+    Bake,
+    /// This step passed: the next weight.
+    Shift,
+    /// The last step passed (or an operator promoted): all traffic to the candidate.
+    Complete,
+}
+
+/// What a health check saw and decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    pub next: NextMove,
+    pub traffic: TrafficState,
+    pub candidate: crate::ports::VersionStats,
+    pub baseline: crate::ports::VersionStats,
+    pub window_seconds: i64,
+    /// One line for a human: the readings against the limits, or why it is waiting.
+    pub verdict: String,
+}

@@ -91,6 +91,14 @@ pub struct ImageInfo {
     pub pushed_at_ms: Option<i64>,
 }
 
+/// A weighted alias: `main` takes the traffic `candidate` does not (`weight`, 0 to 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing {
+    pub main: Version,
+    pub candidate: Version,
+    pub weight: f64,
+}
+
 pub trait FunctionApi: Send + Sync {
     /// The function's $LATEST (`qualifier` None) or a version; None if it does not exist.
     fn get_function(
@@ -152,6 +160,16 @@ pub trait FunctionApi: Send + Sync {
         qualifier: &str,
         payload: &[u8],
     ) -> impl Future<Output = Result<Invocation>> + Send;
+    /// Weighted routing: the alias stays on `routing.main` and sends `routing.weight` of its traffic to
+    /// `routing.candidate`, only if it is still at `revision_id`.
+    fn route_alias(
+        &self,
+        name: &FunctionName,
+        alias: &AliasName,
+        routing: &Routing,
+        description: &str,
+        revision_id: &str,
+    ) -> impl Future<Output = Result<AliasState>> + Send;
     /// Reserve `Some(n)` concurrent executions for the function, or remove the reservation (`None`).
     fn set_reserved_concurrency(
         &self,
@@ -208,6 +226,52 @@ pub enum LockOutcome {
     },
 }
 
+/// One version's invocations under an alias in a time window (CloudWatch, by `ExecutedVersion`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionStats {
+    pub invocations: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    /// The 99th percentile of Duration; None without data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmState {
+    pub name: String,
+    /// OK, ALARM or INSUFFICIENT_DATA.
+    pub state: String,
+    pub reason: String,
+}
+
+/// What the health gates read.
+pub trait Telemetry: Send + Sync {
+    /// `version`'s invocations through `alias` from `start_ms` to `end_ms`.
+    fn version_stats(
+        &self,
+        function: &FunctionName,
+        alias: &AliasName,
+        version: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> impl Future<Output = Result<VersionStats>> + Send;
+    /// The named alarms' states; an alarm that does not exist is missing from the answer.
+    fn alarms(&self, names: &[String]) -> impl Future<Output = Result<Vec<AlarmState>>> + Send;
+}
+
+/// An operator's word to a running deployment (`deployctl promote` / `abort`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// Skip the rest of the bake: move all traffic now (the gates still judge what has been seen).
+    Promote,
+    /// Roll back now.
+    Abort,
+}
+
 /// Per function: the deployment lock, and the record of every execution (outlives the executions).
 pub trait DeploymentLedger: Send + Sync {
     /// Take the function's lock for `owner` (an execution name) until `expires_at_ms`. Free, expired, or
@@ -228,6 +292,22 @@ pub trait DeploymentLedger: Send + Sync {
         function: &FunctionName,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DeploymentRecord>>> + Send;
+    /// Who holds the function's lock, and until when (None: free).
+    fn holder(&self, function: &FunctionName) -> impl Future<Output = Result<Option<(String, i64)>>> + Send;
+    /// Leave `command` (with the operator's reason) for `execution`; its next health check acts on it.
+    fn send_command(
+        &self,
+        function: &FunctionName,
+        execution: &str,
+        command: &Command,
+        reason: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The command left for `execution`, if any.
+    fn command(
+        &self,
+        function: &FunctionName,
+        execution: &str,
+    ) -> impl Future<Output = Result<Option<(Command, String)>>> + Send;
 }
 
 /// The function's log group: created if missing, its retention set as the spec says.

@@ -41,6 +41,9 @@ pub struct TargetSpec {
     pub smoke_test: SmokeTest,
     #[serde(default)]
     pub strategy: Strategy,
+    /// What a canary or linear step must show before more traffic moves to the new version.
+    #[serde(default)]
+    pub gates: Gates,
     /// How long an update may stay in progress before the deployment gives up and rolls back.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_seconds: u32,
@@ -176,11 +179,133 @@ pub struct SmokeCase {
     pub tolerance: f64,
 }
 
+/// How traffic moves to the new version. The alias's weighted routing carries the steps; Wait states carry
+/// the bake time (nothing runs, or is billed, while a step bakes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum Strategy {
+    /// Everything moves at once, after the smoke test.
     #[default]
     AllAtOnce,
+    /// `percent` of the traffic for `bakeSeconds`, then all of it.
+    Canary { percent: u32, bake_seconds: u32 },
+    /// `stepPercent` more every `intervalSeconds` (10: 10%, 20%, ... 90%), then all of it.
+    Linear { step_percent: u32, interval_seconds: u32 },
+}
+
+impl Strategy {
+    /// The weights (percent of traffic on the new version) the alias goes through before 100%.
+    pub fn weights(&self) -> Vec<u32> {
+        match *self {
+            Strategy::AllAtOnce => Vec::new(),
+            Strategy::Canary { percent, .. } => vec![percent],
+            Strategy::Linear { step_percent, .. } if step_percent > 0 => {
+                (1..).map(|i| i * step_percent).take_while(|w| *w < 100).collect()
+            }
+            Strategy::Linear { .. } => Vec::new(),
+        }
+    }
+
+    /// How long each step bakes.
+    pub fn bake_seconds(&self) -> u32 {
+        match *self {
+            Strategy::AllAtOnce => 0,
+            Strategy::Canary { bake_seconds, .. } => bake_seconds,
+            Strategy::Linear { interval_seconds, .. } => interval_seconds,
+        }
+    }
+
+    /// The longest the traffic shift can take (every step baked, metric lag and the longest wait for
+    /// traffic included): what the deployment lock must outlive.
+    pub fn max_seconds(&self, gates: &Gates) -> u32 {
+        let steps = self.weights().len() as u32;
+        let per_step = self.bake_seconds() + gates.metric_lag_seconds + gates.max_wait_seconds;
+        steps.saturating_mul(per_step)
+    }
+}
+
+/// Health gates, evaluated every `checkIntervalSeconds` while a step bakes and at its end. The candidate is
+/// judged on its own (absolute limits) and against the version it replaces in the same window (margins),
+/// both by `ExecutedVersion` under the alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Gates {
+    /// CloudWatch alarms that must not be in ALARM.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    /// The candidate's error rate (errors / invocations, 0 to 1) must not exceed this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// The candidate's p99 duration must not exceed this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    /// The candidate may be throttled at most this many times in a step.
+    #[serde(default)]
+    pub max_throttles: u64,
+    /// The candidate's error rate may exceed the baseline's by at most this much (0.01: one point).
+    #[serde(default = "default_error_rate_margin")]
+    pub error_rate_margin: f64,
+    /// The candidate's p99 may exceed the baseline's by at most this fraction (0.5: 50% slower).
+    #[serde(default = "default_p99_margin")]
+    pub p99_margin: f64,
+    /// Fewer candidate invocations than this in a step is too little traffic to judge.
+    #[serde(default = "default_min_invocations")]
+    pub min_invocations: u64,
+    #[serde(default = "default_check_interval")]
+    pub check_interval_seconds: u32,
+    /// How late CloudWatch's data may arrive: a step is judged this long after its bake ends.
+    #[serde(default = "default_metric_lag")]
+    pub metric_lag_seconds: u32,
+    /// Too little traffic at the end of a step: wait longer (up to `maxWaitSeconds`), or fail at once.
+    #[serde(default)]
+    pub on_insufficient_data: OnInsufficientData,
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnInsufficientData {
+    #[default]
+    Wait,
+    Fail,
+}
+
+fn default_error_rate_margin() -> f64 {
+    0.01
+}
+fn default_p99_margin() -> f64 {
+    0.5
+}
+fn default_min_invocations() -> u64 {
+    20
+}
+fn default_check_interval() -> u32 {
+    60
+}
+fn default_metric_lag() -> u32 {
+    60
+}
+fn default_max_wait() -> u32 {
+    600
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            alarms: Vec::new(),
+            max_error_rate: None,
+            max_p99_ms: None,
+            max_throttles: 0,
+            error_rate_margin: default_error_rate_margin(),
+            p99_margin: default_p99_margin(),
+            min_invocations: default_min_invocations(),
+            check_interval_seconds: default_check_interval(),
+            metric_lag_seconds: default_metric_lag(),
+            on_insufficient_data: OnInsufficientData::Wait,
+            max_wait_seconds: default_max_wait(),
+        }
+    }
 }
 
 const RESERVED_ENV: &[&str] = &[
@@ -322,6 +447,60 @@ impl TargetSpec {
         }
         if !(10..=3600).contains(&self.ready_timeout_seconds) {
             bad("readyTimeoutSeconds", format!("{} is outside 10-3600 s", self.ready_timeout_seconds));
+        }
+        match self.strategy {
+            Strategy::AllAtOnce => {}
+            Strategy::Canary { percent, bake_seconds } => {
+                if !(1..=99).contains(&percent) {
+                    bad("strategy.percent", format!("{percent} is outside 1-99 (the canary's share of traffic)"));
+                }
+                if bake_seconds == 0 {
+                    bad("strategy.bakeSeconds", "must be more than 0".into());
+                }
+            }
+            Strategy::Linear { step_percent, interval_seconds } => {
+                if !(1..=50).contains(&step_percent) {
+                    bad("strategy.stepPercent", format!("{step_percent} is outside 1-50 (at least two steps)"));
+                }
+                if interval_seconds == 0 {
+                    bad("strategy.intervalSeconds", "must be more than 0".into());
+                }
+            }
+        }
+        let g = &self.gates;
+        const MAX_SHIFT_SECONDS: u32 = 5 * 3600;
+        if self.strategy.max_seconds(g) > MAX_SHIFT_SECONDS {
+            bad(
+                "strategy",
+                format!(
+                    "the shift could take {} s (steps x (bake + metricLagSeconds + maxWaitSeconds)); the limit is \
+                     {MAX_SHIFT_SECONDS} s: use fewer or shorter steps",
+                    self.strategy.max_seconds(g)
+                ),
+            );
+        }
+        for (i, alarm) in g.alarms.iter().enumerate() {
+            if alarm.is_empty() || alarm.len() > 255 {
+                bad(&format!("gates.alarms[{i}]"), "an alarm name is 1 to 255 characters".into());
+            }
+        }
+        if g.max_error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+            bad("gates.maxErrorRate", "is a fraction from 0 to 1 (0.01 is 1%)".into());
+        }
+        if g.max_p99_ms.is_some_and(|ms| !(ms.is_finite() && ms > 0.0)) {
+            bad("gates.maxP99Ms", "must be a number > 0".into());
+        }
+        if !(g.error_rate_margin.is_finite() && (0.0..=1.0).contains(&g.error_rate_margin)) {
+            bad("gates.errorRateMargin", "is a fraction from 0 to 1 (0.01 is one point)".into());
+        }
+        if !(g.p99_margin.is_finite() && g.p99_margin >= 0.0) {
+            bad("gates.p99Margin", "must be a number >= 0 (0.5 allows 50% slower)".into());
+        }
+        if g.min_invocations == 0 {
+            bad("gates.minInvocations", "must be at least 1: a step with no traffic proves nothing".into());
+        }
+        if g.check_interval_seconds == 0 {
+            bad("gates.checkIntervalSeconds", "must be more than 0".into());
         }
         if problems.is_empty() {
             Ok(())

@@ -8,6 +8,7 @@ mod publish;
 mod rollback;
 mod shift;
 mod smoke;
+mod traffic;
 mod trigger;
 mod update;
 
@@ -18,6 +19,7 @@ pub use publish::publish_version;
 pub use rollback::rollback;
 pub use shift::shift_alias;
 pub use smoke::{run_cases, smoke_test, SmokeRun};
+pub use traffic::{check_health, shift_traffic};
 pub use trigger::{is_reconcile, reconcile, trigger, Ignored, Started, TriggerReport};
 pub use update::{update_function, UpdateInput};
 

@@ -61,7 +61,7 @@ pub async fn prepare(
     }
     let image_uri = format!("{}@{}", image.repository_uri, request.image_digest);
     let owner = &prepare_input.execution.name;
-    let expires = now_ms + lock_ttl_ms(target.ready_timeout_seconds);
+    let expires = now_ms + lock_ttl_ms(target.ready_timeout_seconds + target.strategy.max_seconds(&target.gates));
     if let LockOutcome::Held { owner: holder, expires_at_ms } =
         ledger.acquire(&target.function, owner, now_ms, expires).await?
     {

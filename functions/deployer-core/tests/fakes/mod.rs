@@ -27,8 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, Version};
 use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
 use deployer_core::ports::{
-    self, AliasState, CurrentConfig, DeploymentLedger, Executions, FunctionApi, FunctionState, ImageInfo,
-    ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, StartOutcome, TargetStore, UpdateStatus,
+    self, AlarmState, AliasState, Command, CurrentConfig, DeploymentLedger, Executions, FunctionApi, FunctionState,
+    ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, Routing, StartOutcome, TargetStore,
+    Telemetry, UpdateStatus, VersionStats,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;
@@ -594,6 +595,37 @@ impl LambdaWorld {
         Ok(a.clone())
     }
 
+    fn route_alias(
+        &mut self,
+        name: &str,
+        alias: &str,
+        routing: &Routing,
+        description: &str,
+        rev_in: &str,
+    ) -> Result<AliasState, DeployError> {
+        let Routing { main, candidate, weight } = routing;
+        let weight = *weight;
+        if main == candidate {
+            return Err(DeployError::AwsRefused {
+                service: "Lambda",
+                operation: "UpdateAlias",
+                message: "the additional version cannot be the alias's own version".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&weight) {
+            return Err(DeployError::AwsRefused {
+                service: "Lambda",
+                operation: "UpdateAlias",
+                message: format!("weight {weight} is outside [0.0, 1.0)"),
+            });
+        }
+        self.check_version(name, candidate, "UpdateAlias")?;
+        let mut a = self.update_alias(name, alias, main, description, rev_in)?;
+        a.additional = Some((candidate.to_string(), weight));
+        self.function_mut(name).aliases.insert(alias.to_string(), a.clone());
+        Ok(a)
+    }
+
     fn invoke(&mut self, name: &str, qualifier: &str, payload: &[u8]) -> Result<Invocation, DeployError> {
         let f = self.existing(name, "Invoke")?;
         let executed = if qualifier == "$LATEST" || qualifier.bytes().all(|b| b.is_ascii_digit()) {
@@ -907,6 +939,19 @@ impl FunctionApi for FakeLambda {
         self.enter("Invoke", format!("Invoke {name}:{qualifier}"))?.invoke(name.as_str(), qualifier, payload)
     }
 
+    async fn route_alias(
+        &self,
+        name: &FunctionName,
+        alias: &AliasName,
+        routing: &Routing,
+        description: &str,
+        revision_id: &str,
+    ) -> ports::Result<AliasState> {
+        let Routing { main, candidate, weight } = routing;
+        let entry = format!("RouteAlias {name}:{alias} -> {main} + {candidate}@{weight} rev={revision_id}");
+        self.enter("UpdateAlias", entry)?.route_alias(name.as_str(), alias.as_str(), routing, description, revision_id)
+    }
+
     async fn set_reserved_concurrency(&self, name: &FunctionName, reserved: Option<u32>) -> ports::Result<()> {
         let mut world = self.enter("SetReservedConcurrency", format!("SetReservedConcurrency {name} {reserved:?}"))?;
         world.function_mut(name.as_str()).latest.config.reserved_concurrency = reserved;
@@ -1078,6 +1123,8 @@ pub struct Lock {
 pub struct LedgerWorld {
     /// By function name.
     pub locks: BTreeMap<String, Lock>,
+    /// Operators' commands by (function, execution).
+    pub commands: BTreeMap<(String, String), (Command, String)>,
     /// Every function's records, newest first (by `finished_at_ms`; the later written first on a tie).
     pub records: Vec<DeploymentRecord>,
     failures: BTreeMap<String, VecDeque<DeployError>>,
@@ -1217,6 +1264,67 @@ impl DeploymentLedger for FakeLedger {
     async fn history(&self, function: &FunctionName, limit: usize) -> ports::Result<Vec<DeploymentRecord>> {
         let w = self.enter("History", format!("History {function} limit={limit}"))?;
         Ok(w.records.iter().filter(|r| r.function == *function).take(limit).cloned().collect())
+    }
+
+    async fn holder(&self, function: &FunctionName) -> ports::Result<Option<(String, i64)>> {
+        let w = self.enter("Holder", format!("Holder {function}"))?;
+        Ok(w.locks.get(function.as_str()).map(|l| (l.owner.clone(), l.expires_at_ms)))
+    }
+
+    async fn send_command(
+        &self,
+        function: &FunctionName,
+        execution: &str,
+        command: &Command,
+        reason: &str,
+    ) -> ports::Result<()> {
+        let mut w = self.enter("SendCommand", format!("SendCommand {function} {execution} {command:?}"))?;
+        w.commands.insert((function.to_string(), execution.to_string()), (command.clone(), reason.to_string()));
+        Ok(())
+    }
+
+    async fn command(&self, function: &FunctionName, execution: &str) -> ports::Result<Option<(Command, String)>> {
+        let w = self.enter("Command", format!("Command {function} {execution}"))?;
+        Ok(w.commands.get(&(function.to_string(), execution.to_string())).cloned())
+    }
+}
+
+/// CloudWatch as the health gates read it: stats per version, alarm states; every call logged.
+#[derive(Default)]
+pub struct FakeTelemetry {
+    pub stats: Mutex<BTreeMap<String, VersionStats>>,
+    pub alarms: Mutex<Vec<AlarmState>>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl FakeTelemetry {
+    pub fn with(candidate: (&str, VersionStats), baseline: (&str, VersionStats)) -> FakeTelemetry {
+        let t = FakeTelemetry::default();
+        t.stats.lock().unwrap().extend([(candidate.0.to_string(), candidate.1), (baseline.0.to_string(), baseline.1)]);
+        t
+    }
+
+    pub fn alarm(&self, name: &str, state: &str, reason: &str) {
+        self.alarms.lock().unwrap().push(AlarmState { name: name.into(), state: state.into(), reason: reason.into() });
+    }
+}
+
+impl Telemetry for FakeTelemetry {
+    async fn version_stats(
+        &self,
+        function: &FunctionName,
+        alias: &AliasName,
+        version: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> ports::Result<VersionStats> {
+        self.calls.lock().unwrap().push(format!("Stats {function}:{alias} v{version} {start_ms}..{end_ms}"));
+        Ok(self.stats.lock().unwrap().get(version).copied().unwrap_or_default())
+    }
+
+    async fn alarms(&self, names: &[String]) -> ports::Result<Vec<AlarmState>> {
+        self.calls.lock().unwrap().push(format!("Alarms {names:?}"));
+        Ok(self.alarms.lock().unwrap().iter().filter(|a| names.contains(&a.name)).cloned().collect())
     }
 }
 

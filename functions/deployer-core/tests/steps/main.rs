@@ -12,5 +12,6 @@ mod reconcile;
 mod rollback;
 mod shift;
 mod smoke;
+mod traffic;
 mod trigger;
 mod update;
