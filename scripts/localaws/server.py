@@ -265,6 +265,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     lambda_service = LambdaService(code, endpoint, update_delay)
     install_ecr_hooks()
     telemetry.install_exact_dimension_match()
+    telemetry.install_percentiles()
     events.install(lambda_service, endpoint)
     events.install_execution_status_events()
     cloudformation.install(lambda_service)

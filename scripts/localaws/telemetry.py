@@ -12,6 +12,7 @@ LoggingConfig.LogFormat is JSON).
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -165,3 +166,27 @@ def install_exact_dimension_match() -> None:
 
     MetricDatumBase.filter = filter
     CloudWatchBackend.get_metric_statistics = get_metric_statistics
+
+
+def install_percentiles() -> None:
+    """GetMetricData answers percentile statistics (`p99`, `p50`, `p99.9`) from the raw values, as
+    CloudWatch does for `Duration`; moto answers only Sum, Average, Minimum, Maximum and SampleCount."""
+    from moto.cloudwatch.models import Statistics
+
+    original = Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self, stat):
+        if isinstance(stat, str) and stat.startswith("p"):
+            try:
+                q = float(stat[1:])
+            except ValueError:
+                return None
+            values = sorted(self.metric_single_values_list)
+            if not values or not 0 <= q <= 100:
+                return None
+            # Nearest rank: the smallest value with at least q% of the values at or below it.
+            rank = max(1, math.ceil(q / 100 * len(values)))
+            return values[rank - 1]
+        return original(self, stat)
+
+    Statistics.get_statistics_for_type = get_statistics_for_type

@@ -13,6 +13,7 @@ pub const STACK: &str = "deployer-e2e";
 /// Repositories the stack's EventBridge rule listens to; each end-to-end test owns one.
 pub const REPOSITORIES: &[&str] = &[
     "e2e-deploy",
+    "e2e-progressive",
     "e2e-smoke-fails",
     "e2e-update-fails",
     "e2e-step-crash",

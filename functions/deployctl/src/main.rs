@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use deployer_aws::watch::ExecutionReader;
-use deployer_aws::{step, DynamoLedger, DynamoTargetStore, SfnExecutions};
+use deployer_aws::{step, DynamoLedger, DynamoTargetStore, EcrRegistry, LambdaControlPlane, SfnExecutions};
 use deployer_core::ids::{FunctionName, ImageDigest, Version};
-use deployer_core::plan::{ExecutionInput, RollbackRequest};
-use deployer_core::ports::{DeploymentLedger, Executions, StartOutcome, TargetStore};
+use deployer_core::plan::{DeployRequest, ExecutionInput, RollbackRequest};
+use deployer_core::ports::{
+    Command as PortCommand, DeploymentLedger, Executions, FunctionApi, ImageRegistry, StartOutcome, TargetStore,
+};
 use deployer_core::{decisions, spec};
 
 #[derive(Parser)]
@@ -56,7 +58,33 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Roll a function's alias back (to --to, else to the version it served before) and verify it.
+    /// Deploy an image (by digest, or the image a tag points at) to a target, as a push would; then follow it.
+    Deploy {
+        function: String,
+        #[arg(long, required_unless_present = "tag")]
+        digest: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// Start it and return, without following it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The running deployment of a function: its state, the alias's traffic split, the last gate readings.
+    Status { function: String },
+    /// Skip the rest of a canary or linear bake: all traffic moves at the next health check.
+    Promote {
+        function: String,
+        #[arg(long, default_value = "promoted by an operator")]
+        reason: String,
+    },
+    /// Roll the running deployment back now (all traffic to the version it replaces).
+    Abort {
+        function: String,
+        #[arg(long, default_value = "aborted by an operator")]
+        reason: String,
+    },
+    /// Roll a function's alias back (to --to, else to the version it served before) and verify it. A
+    /// deployment still running is aborted first.
     Rollback {
         function: String,
         #[arg(long)]
@@ -180,10 +208,113 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Deploy { function, digest, tag, no_wait } => {
+            let sdk = step::sdk_config().await;
+            let name = FunctionName::parse(&function)?;
+            let target = store().await.get(&name).await?.with_context(|| {
+                format!("no target named {function} in {table}; register it with `deployctl target apply <spec.json>`")
+            })?;
+            let registry = EcrRegistry::from_sdk(&sdk);
+            let (digest, tag) = match (digest, tag) {
+                (Some(d), Some(t)) => (ImageDigest::parse(&d)?, t),
+                (Some(d), None) => {
+                    let d = ImageDigest::parse(&d)?;
+                    let image = registry
+                        .describe_image(&target.repository, &d)
+                        .await?
+                        .with_context(|| format!("no image {d} in repository {}", target.repository))?;
+                    let tag = image.tags.into_iter().find(|t| target.allows_tag(t)).with_context(|| {
+                        format!("image {d} has no tag matching {:?}: pass --tag", target.tag_pattern)
+                    })?;
+                    (d, tag)
+                }
+                (None, Some(t)) => {
+                    let images = registry.list_images(&target.repository).await?;
+                    let image = images
+                        .into_iter()
+                        .find(|i| i.tags.contains(&t))
+                        .with_context(|| format!("no image tagged {t} in repository {}", target.repository))?;
+                    (image.digest, t)
+                }
+                (None, None) => bail!("name the image: --digest sha256:... or --tag TAG"),
+            };
+            let reader = ExecutionReader::from_sdk(&sdk);
+            let sm = state_machine(&reader, &cli.stack).await?;
+            let request = ExecutionInput::Deploy(DeployRequest {
+                target: name.clone(),
+                repository: target.repository.clone(),
+                image_digest: digest,
+                image_tag: tag,
+            });
+            let exec = format!("manual-{}-{}", function, deployer_core::steps::now_ms());
+            let arn = match SfnExecutions::from_sdk(&sdk, &sm).start(&exec, &serde_json::to_string(&request)?).await? {
+                StartOutcome::Started { execution_arn } => execution_arn,
+                StartOutcome::AlreadyStarted => execution_arn(&sm, &exec),
+            };
+            println!("started {arn}");
+            if !no_wait {
+                watch(&reader, &arn, Expect::Succeeded, 3600).await?;
+            }
+        }
+        Command::Status { function } => {
+            let sdk = step::sdk_config().await;
+            let name = FunctionName::parse(&function)?;
+            let target = store().await.get(&name).await?.with_context(|| format!("no target named {function}"))?;
+            let ledger = DynamoLedger::from_sdk(&sdk, &format!("{}-deployments", cli.stack));
+            let alias = LambdaControlPlane::from_sdk(&sdk).get_alias(&name, &target.alias).await?;
+            let split = match &alias {
+                None => format!("alias {} does not exist", target.alias),
+                Some(a) => match &a.additional {
+                    Some((v, w)) => format!(
+                        "alias {}: version {} {:.0}%, version {v} {:.0}%",
+                        target.alias,
+                        a.version,
+                        (1.0 - w) * 100.0,
+                        w * 100.0
+                    ),
+                    None => format!("alias {}: version {} 100%", target.alias, a.version),
+                },
+            };
+            let Some((owner, _)) = ledger.holder(&name).await? else {
+                println!("no deployment of {function} is running; {split}");
+                return Ok(());
+            };
+            let reader = ExecutionReader::from_sdk(&sdk);
+            let sm = state_machine(&reader, &cli.stack).await?;
+            let arn = execution_arn(&sm, &owner);
+            let history = reader.history(&arn, 0).await?;
+            let state = history.iter().rev().find_map(|s| s.state.clone()).unwrap_or_else(|| "-".into());
+            let verdict = history
+                .iter()
+                .rev()
+                .filter(|s| s.state.as_deref() == Some("Check Health"))
+                .find_map(|s| s.output.as_deref())
+                .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+                .and_then(|v| v["health"]["value"]["verdict"].as_str().map(str::to_string));
+            println!("{owner}: in state {state:?}; {split}");
+            if let Some(v) = verdict {
+                println!("last health check: {v}");
+            }
+        }
+        Command::Promote { function, reason } => {
+            let (ledger, name, owner) = running(&cli.stack, &function).await?;
+            ledger.send_command(&name, &owner, &PortCommand::Promote, &reason).await?;
+            println!("{owner}: promote sent; all traffic moves at its next health check");
+        }
+        Command::Abort { function, reason } => {
+            let (ledger, name, owner) = running(&cli.stack, &function).await?;
+            ledger.send_command(&name, &owner, &PortCommand::Abort, &reason).await?;
+            println!("{owner}: abort sent; it rolls back at its next health check");
+        }
         Command::Rollback { function, to, reason } => {
             let sdk = step::sdk_config().await;
             let reader = ExecutionReader::from_sdk(&sdk);
             let sm = state_machine(&reader, &cli.stack).await?;
+            if let Ok((ledger, name, owner)) = running(&cli.stack, &function).await {
+                let why = reason.clone().unwrap_or_else(|| "an operator asked for a rollback".into());
+                ledger.send_command(&name, &owner, &PortCommand::Abort, &why).await?;
+                println!("{owner} is running: abort sent; the rollback waits for it to let go of {function}");
+            }
             let request = ExecutionInput::Rollback(RollbackRequest {
                 action: None,
                 function: FunctionName::parse(&function)?,
@@ -201,6 +332,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The function's running deployment (the holder of its lock).
+async fn running(stack: &str, function: &str) -> anyhow::Result<(DynamoLedger, FunctionName, String)> {
+    let sdk = step::sdk_config().await;
+    let name = FunctionName::parse(function)?;
+    let ledger = DynamoLedger::from_sdk(&sdk, &format!("{stack}-deployments"));
+    let (owner, _) = ledger.holder(&name).await?.with_context(|| {
+        format!("no deployment of {function} is running (nothing holds its lock); see `deployctl history {function}`")
+    })?;
+    Ok((ledger, name, owner))
 }
 
 async fn state_machine(reader: &ExecutionReader, stack: &str) -> anyhow::Result<String> {

@@ -23,6 +23,8 @@ pub struct Step {
     pub kind: String,
     pub state: Option<String>,
     pub detail: Option<String>,
+    /// A state's output as it left it (state exits only).
+    pub output: Option<String>,
 }
 
 pub struct ExecutionReader {
@@ -104,7 +106,9 @@ impl ExecutionReader {
                     ),
                     _ => (None, None),
                 };
+                let output = e.state_exited_event_details().and_then(|d| d.output()).map(str::to_string);
                 out.push(Step {
+                    output,
                     id: e.id(),
                     at_ms: e.timestamp().to_millis().unwrap_or(0),
                     kind: e.r#type().as_str().to_string(),

@@ -406,10 +406,11 @@ pub fn judge_health(gates: &Gates, candidate: &VersionStats, baseline: &VersionS
             broken.push(format!("p99 duration {p99:.0} ms is over the limit {max:.0} ms"));
         }
         if let (true, Some(base)) = (compare, baseline.p99_ms) {
-            if p99 > base * (1.0 + gates.p99_margin) {
+            if p99 > base * (1.0 + gates.p99_margin) && p99 - base > gates.p99_tolerance_ms {
                 broken.push(format!(
-                    "p99 duration {p99:.0} ms is over the baseline's {base:.0} ms + {:.0}%",
-                    gates.p99_margin * 100.0
+                    "p99 duration {p99:.0} ms is over the baseline's {base:.0} ms + {:.0}% (and by more than {:.0} ms)",
+                    gates.p99_margin * 100.0,
+                    gates.p99_tolerance_ms
                 ));
             }
         }

@@ -248,6 +248,10 @@ pub struct Gates {
     /// The candidate's p99 may exceed the baseline's by at most this fraction (0.5: 50% slower).
     #[serde(default = "default_p99_margin")]
     pub p99_margin: f64,
+    /// ... and by more than this many milliseconds: below it, a difference is noise (a few ms on a fast
+    /// function are a large fraction).
+    #[serde(default = "default_p99_tolerance")]
+    pub p99_tolerance_ms: f64,
     /// Fewer candidate invocations than this in a step is too little traffic to judge.
     #[serde(default = "default_min_invocations")]
     pub min_invocations: u64,
@@ -277,6 +281,9 @@ fn default_error_rate_margin() -> f64 {
 fn default_p99_margin() -> f64 {
     0.5
 }
+fn default_p99_tolerance() -> f64 {
+    20.0
+}
 fn default_min_invocations() -> u64 {
     20
 }
@@ -299,6 +306,7 @@ impl Default for Gates {
             max_throttles: 0,
             error_rate_margin: default_error_rate_margin(),
             p99_margin: default_p99_margin(),
+            p99_tolerance_ms: default_p99_tolerance(),
             min_invocations: default_min_invocations(),
             check_interval_seconds: default_check_interval(),
             metric_lag_seconds: default_metric_lag(),
@@ -495,6 +503,9 @@ impl TargetSpec {
         }
         if !(g.p99_margin.is_finite() && g.p99_margin >= 0.0) {
             bad("gates.p99Margin", "must be a number >= 0 (0.5 allows 50% slower)".into());
+        }
+        if !(g.p99_tolerance_ms.is_finite() && g.p99_tolerance_ms >= 0.0) {
+            bad("gates.p99ToleranceMs", "must be a number >= 0".into());
         }
         if g.min_invocations == 0 {
             bad("gates.minInvocations", "must be at least 1: a step with no traffic proves nothing".into());

@@ -7,6 +7,8 @@
 //! exiting, `FIXTURE_INIT=report` by reporting to the Runtime API's `/runtime/init/error`, and
 //! `FIXTURE_VARIANT` is echoed back so tests can tell two builds or configurations apart, and
 //! `FIXTURE_BROKEN` (any value) makes it answer every echo wrongly, as a bad build would.
+//! `{"traffic": x}` is production traffic: `FIXTURE_TRAFFIC=fail` fails it (a build that passes its smoke
+//! test and breaks on real requests), `FIXTURE_TRAFFIC=slow:<ms>` takes that long to answer it.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -41,6 +43,18 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Failure> {
         });
     }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if payload.get("traffic").is_some() {
+        match env("FIXTURE_TRAFFIC").as_deref() {
+            Some("fail") => {
+                return Err(Failure { kind: "ModelError".into(), message: "this build fails on real traffic".into() })
+            }
+            Some(slow) if slow.starts_with("slow:") => {
+                let ms = slow["slow:".len()..].parse().unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            _ => {}
+        }
+    }
     let echo = if env("FIXTURE_BROKEN").is_some() {
         json!("broken build: wrong answer")
     } else {

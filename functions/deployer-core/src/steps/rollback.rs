@@ -42,16 +42,21 @@ pub async fn rollback(
                     cause,
                 });
             };
+            let before = lambda.get_alias(&t.function, &t.alias).await?.and_then(|a| a.additional);
             let (from, moved) = put_alias(lambda, &t.function, &t.alias, &previous, "automatic rollback").await?;
             let verified = verify(lambda, t, &previous).await?;
-            let where_now = if moved {
-                format!(
+            let where_now = match (moved, before) {
+                (true, Some((extra, weight))) => format!(
+                    "alias {} sent {:.0}% of its traffic to version {extra}; all of it is back on version {previous}",
+                    t.alias,
+                    weight * 100.0
+                ),
+                (true, None) => format!(
                     "alias {} was moved back from version {} to version {previous}",
                     t.alias,
                     from.as_deref().unwrap_or("?")
-                )
-            } else {
-                format!("alias {} stayed on version {previous}, which it served before", t.alias)
+                ),
+                (false, _) => format!("alias {} stayed on version {previous}, which it served before", t.alias),
             };
             let cause =
                 format!("{what_failed}. Rolled back: {where_now}; {verified} smoke case(s) pass through the alias.");

@@ -1,0 +1,383 @@
+//! Progressive delivery end to end on local AWS: canary and linear shifts through the alias's weighted
+//! routing, with real traffic sent through the alias while they run, judged by the health gates (metrics
+//! by ExecutedVersion, alarms), and steered by an operator with `deployctl` (promote, abort, rollback
+//! --to). Time is compressed through the spec (bakes of seconds), not by special code paths.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::primitives::Blob;
+use deployer_aws::{DynamoLedger, DynamoTargetStore};
+use deployer_core::plan::Outcome;
+use deployer_core::ports::{DeploymentLedger, TargetStore};
+use deployer_core::spec::{self, TargetSpec};
+use deployer_tests::stack::{self, Execution, Stack, STACK};
+use deployer_tests::{fixture, sdk, unique};
+use serde_json::{json, Value};
+
+const REPO: &str = "e2e-progressive";
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+struct Env {
+    lambda: aws_sdk_lambda::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    sfn: aws_sdk_sfn::Client,
+    store: DynamoTargetStore,
+    ledger: DynamoLedger,
+    stack: &'static Stack,
+    role: String,
+}
+
+async fn env() -> Env {
+    let cfg = sdk::config().await;
+    let stack = tokio::task::spawn_blocking(stack::ensure).await.unwrap();
+    let _ = aws_sdk_ecr::Client::new(&cfg).create_repository().repository_name(REPO).send().await;
+    Env {
+        lambda: aws_sdk_lambda::Client::new(&cfg),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&cfg),
+        sfn: aws_sdk_sfn::Client::new(&cfg),
+        store: DynamoTargetStore::from_sdk(&cfg, &stack.targets_table),
+        ledger: DynamoLedger::from_sdk(&cfg, &format!("{STACK}-deployments")),
+        role: sdk::role(&aws_sdk_iam::Client::new(&cfg), "e2e-service-role").await,
+        stack,
+    }
+}
+
+/// `deployctl`, built once for this test binary.
+fn deployctl() -> &'static PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "deployctl"])
+            .current_dir(fixture::workspace_root())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "building deployctl failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        fixture::target_dir().join("debug/deployctl")
+    })
+}
+
+/// Run `deployctl --stack <the test stack> <args>`; (exit ok, stdout + stderr).
+async fn run_deployctl(args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(deployctl());
+    cmd.args(["--stack", STACK]).args(args).env("AWS_ENDPOINT_URL", sdk::endpoint());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Gates sized for tests: a step is judged on at least 8 candidate invocations, checked every second; p99
+/// differences under 500 ms are noise here (two cores run the functions, the steps and the tests).
+fn gates(extra: Value) -> Value {
+    let mut g = json!({"minInvocations": 8, "checkIntervalSeconds": 1, "metricLagSeconds": 1,
+                       "maxWaitSeconds": 30, "maxErrorRate": 0.05, "p99Margin": 0.5,
+                       "p99ToleranceMs": 500});
+    g.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    g
+}
+
+impl Env {
+    async fn target(&self, strategy: Value, gates: Value) -> TargetSpec {
+        let function = unique("e2e-pd");
+        let spec = spec::parse(
+            &json!({
+                "function": function,
+                "repository": REPO,
+                "tagPattern": format!("^{function}-v[0-9]+$"),
+                "configuration": {"role": self.role, "memoryMb": 256, "timeoutSeconds": 5,
+                                  "logging": {"format": "JSON", "applicationLevel": "INFO"}},
+                "smokeTest": {"latencyBudgetMs": 3000, "cases": [
+                    {"name": "echo", "payload": {"echo": "smoke"}, "expect": {"echo": "smoke"}}
+                ]},
+                "strategy": strategy,
+                "gates": gates,
+                "readyTimeoutSeconds": 60
+            })
+            .to_string(),
+        )
+        .expect("a valid spec");
+        self.store.put(&spec).await.expect("target stored");
+        spec
+    }
+
+    /// Push `<function>-<label>` built with `args`; its push starts a deployment. The digest and that
+    /// execution's name.
+    async fn push(&self, t: &TargetSpec, label: &str, args: &[(&str, &str)]) -> (String, String) {
+        let tag = format!("{}-{label}", t.function);
+        let mut args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        args.push(("VARIANT".into(), tag.clone()));
+        let digest = tokio::task::spawn_blocking(move || {
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            fixture::push_image_with(REPO, &tag, &args)
+        })
+        .await
+        .unwrap();
+        let name = format!("deploy-{}-{}", t.function, &digest["sha256:".len().."sha256:".len() + 12]);
+        (digest, name)
+    }
+
+    async fn wait(&self, name: &str) -> Execution {
+        stack::finished(&self.sfn, &self.stack.execution_arn(name), TIMEOUT).await
+    }
+
+    /// The alias: (version, additional version and weight).
+    async fn alias(&self, t: &TargetSpec) -> (String, Option<(String, f64)>) {
+        let a = self.lambda.get_alias().function_name(t.function.as_str()).name("live").send().await.unwrap();
+        let extra = a
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .and_then(|w| w.iter().next().map(|(v, w)| (v.clone(), *w)));
+        (a.function_version().unwrap().to_string(), extra)
+    }
+
+    /// Wait until the alias sends some traffic to another version (a shift has begun).
+    async fn until_weighted(&self, t: &TargetSpec) -> (String, f64) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let (_, Some(extra)) = self.alias(t).await {
+                return extra;
+            }
+            assert!(Instant::now() < deadline, "the alias of {} never became weighted", t.function);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A deployed first version (a function's first deployment goes all at once: nothing to compare with).
+    async fn first_version(&self, t: &TargetSpec) -> String {
+        let (_, name) = self.push(t, "v1", &[]).await;
+        let exec = self.wait(&name).await;
+        assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+        assert_eq!(self.alias(t).await.1, None);
+        self.alias(t).await.0
+    }
+
+    fn traffic(&self, t: &TargetSpec) -> Traffic {
+        Traffic::start(self.lambda.clone(), t.function.to_string())
+    }
+
+    /// The states an execution entered, in order.
+    async fn states(&self, name: &str) -> Vec<String> {
+        let arn = self.stack.execution_arn(name);
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self.sfn.get_execution_history().execution_arn(&arn).set_next_token(token).send().await.unwrap();
+            out.extend(
+                page.events().iter().filter_map(|e| e.state_entered_event_details().map(|d| d.name().to_string())),
+            );
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return out;
+            }
+        }
+    }
+}
+
+/// Production traffic through the alias while a deployment runs: invocations by executed version, and
+/// how many of them failed.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<BTreeMap<String, (u64, u64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(lambda: aws_sdk_lambda::Client, function: String) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let (s, m) = (stop.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                let out = lambda
+                    .invoke()
+                    .function_name(&function)
+                    .qualifier("live")
+                    .payload(Blob::new(json!({"traffic": true, "echo": "x"}).to_string()))
+                    .send()
+                    .await;
+                if let Ok(out) = out {
+                    let version = out.executed_version().unwrap_or("?").to_string();
+                    let mut seen = m.lock().unwrap();
+                    let entry = seen.entry(version).or_insert((0, 0));
+                    entry.0 += 1;
+                    entry.1 += u64::from(out.function_error().is_some());
+                }
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        });
+        Traffic { stop, seen, task }
+    }
+
+    /// Stop, and say what was served: version -> (invocations, errors).
+    async fn stop(self) -> BTreeMap<String, (u64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        let seen = self.seen.lock().unwrap().clone();
+        seen
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_linear_shift_moves_traffic_stepwise_to_the_new_version() {
+    let env = env().await;
+    let t = env.target(json!({"type": "linear", "stepPercent": 40, "intervalSeconds": 3}), gates(json!({}))).await;
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    let (extra, weight) = env.until_weighted(&t).await;
+    assert_eq!(weight, 0.4, "the first step sends 40%");
+    let exec = env.wait(&name).await;
+    let seen = traffic.stop().await;
+
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.alias(&t).await, (extra.clone(), None), "all traffic on the new version, no weights left");
+    assert_ne!(extra, v1);
+    let states = env.states(&name).await;
+    assert_eq!(states.iter().filter(|s| *s == "Shift Traffic").count(), 2, "40% then 80%: {states:?}");
+    assert!(states.iter().filter(|s| *s == "Check Health").count() >= 6, "{states:?}");
+    assert!(seen.get(&v1).is_some_and(|(n, _)| *n > 0) && seen.get(&extra).is_some_and(|(n, _)| *n > 0), "{seen:?}");
+    assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
+    let r = env.ledger.history(&t.function, 5).await.unwrap();
+    assert_eq!((r[0].outcome, r[0].version_after.as_deref()), (Outcome::Deployed, Some(extra.as_str())));
+    println!("linear 40/80/100 served {seen:?}");
+}
+
+#[tokio::test]
+async fn a_canary_that_fails_on_real_traffic_is_rolled_back_with_the_gates_numbers() {
+    let env = env().await;
+    let t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 20}), gates(json!({}))).await;
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+
+    // The new build passes its smoke test but fails every real request.
+    let (_, name) = env.push(&t, "v2", &[("TRAFFIC", "fail")]).await;
+    let (candidate, _) = env.until_weighted(&t).await;
+    let exec = env.wait(&name).await;
+    let seen = traffic.stop().await;
+
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "GateFailed"), "{exec:?}");
+    assert!(exec.cause.contains("error rate 100.0%") && exec.cause.contains("over the limit 5.0%"), "{}", exec.cause);
+    assert!(exec.cause.contains(&format!("25% on version {candidate}")), "{}", exec.cause);
+    assert!(exec.cause.contains(&format!("sent 25% of its traffic to version {candidate}; all of it is back")));
+    assert_eq!(env.alias(&t).await, (v1.clone(), None), "all traffic back on the old version at once");
+    assert!(seen.get(&candidate).is_some_and(|(n, e)| n == e && *n > 0), "the canary failed what it got: {seen:?}");
+    assert_eq!(seen.get(&v1).map(|(_, e)| *e), Some(0), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_canary_slower_than_the_version_it_replaces_is_rolled_back() {
+    let env = env().await;
+    let t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 6}), gates(json!({}))).await;
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+
+    let (_, name) = env.push(&t, "v2", &[("TRAFFIC", "slow:1500")]).await;
+    let exec = env.wait(&name).await;
+    let seen = traffic.stop().await;
+
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "GateFailed"), "{exec:?}");
+    assert!(exec.cause.contains("p99 duration") && exec.cause.contains("over the baseline's"), "{}", exec.cause);
+    assert_eq!(env.alias(&t).await, (v1, None));
+    println!("slow canary: {} ({seen:?})", exec.cause);
+}
+
+#[tokio::test]
+async fn an_alarm_in_alarm_stops_the_shift() {
+    let env = env().await;
+    let alarm = unique("e2e-pd-alarm");
+    let t = env
+        .target(json!({"type": "canary", "percent": 25, "bakeSeconds": 30}), gates(json!({"alarms": [alarm]})))
+        .await;
+    env.cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm)
+        .namespace("AWS/Lambda")
+        .metric_name("Errors")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .unwrap();
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    env.until_weighted(&t).await;
+    env.cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("downstream latency SLO breached")
+        .send()
+        .await
+        .unwrap();
+    let exec = env.wait(&name).await;
+    traffic.stop().await;
+
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "GateFailed"), "{exec:?}");
+    assert!(
+        exec.cause.contains(&format!("alarm {alarm} is in ALARM: downstream latency SLO breached")),
+        "{}",
+        exec.cause
+    );
+    assert_eq!(env.alias(&t).await, (v1, None));
+}
+
+#[tokio::test]
+async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
+    let env = env().await;
+    // A bake far longer than the test: only the operator ends it.
+    let t = env.target(json!({"type": "canary", "percent": 20, "bakeSeconds": 600}), gates(json!({}))).await;
+    let f = t.function.to_string();
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+
+    // promote: all traffic moves at the next check, long before the bake would end
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    let (v2, _) = env.until_weighted(&t).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ok, status) = run_deployctl(&["status", &f]).await;
+    assert!(ok && status.contains(&name) && status.contains(&format!("version {v2} 20%")), "{status}");
+    assert!(status.contains("last health check: step 1 of 1 (20% on version"), "{status}");
+    let started = Instant::now();
+    let (ok, out) = run_deployctl(&["promote", &f, "--reason", "dashboards look fine"]).await;
+    assert!(ok, "{out}");
+    let exec = env.wait(&name).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(env.alias(&t).await, (v2.clone(), None));
+
+    // abort: rolled back to the version it replaced, with the operator's reason
+    let (_, name) = env.push(&t, "v3", &[]).await;
+    env.until_weighted(&t).await;
+    let (ok, out) = run_deployctl(&["abort", &f, "--reason", "wrong model uploaded"]).await;
+    assert!(ok, "{out}");
+    let exec = env.wait(&name).await;
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "Aborted"), "{exec:?}");
+    assert!(exec.cause.contains("wrong model uploaded"), "{}", exec.cause);
+    assert_eq!(env.alias(&t).await, (v2.clone(), None));
+
+    // rollback --to mid-flight: the running canary is aborted, then the alias goes to the version asked for
+    let (_, name) = env.push(&t, "v4", &[]).await;
+    env.until_weighted(&t).await;
+    let (ok, out) = run_deployctl(&["rollback", &f, "--to", &v1, "--reason", "back to the first model"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("abort sent"), "{out}");
+    let exec = env.wait(&name).await;
+    assert_eq!(exec.error, "Aborted", "{exec:?}");
+    assert_eq!(env.alias(&t).await, (v1.clone(), None));
+    let seen = traffic.stop().await;
+    assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
+
+    // unknown functions get a clear error
+    let (ok, out) = run_deployctl(&["promote", "e2e-no-such-function"]).await;
+    assert!(!ok && out.contains("no deployment of e2e-no-such-function is running"), "{out}");
+}
