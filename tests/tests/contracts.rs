@@ -78,11 +78,13 @@ fn every_task_retries_lambda_service_errors_and_every_step_after_prepare_rolls_b
             "Roll Back" => "Rollback Failed Outcome",
             "Manual Rollback" => "Manual Rollback Failed Outcome",
             "Finish" => "Outcome?",
+            // Changes nothing of the function's: a refused command just fails.
+            "Operator Command" => "Command Refused",
             _ => "Roll Back",
         };
         assert_eq!(next, expected, "{name}'s failures go to {expected}");
     }
-    assert_eq!(tasks, 9);
+    assert_eq!(tasks, 12);
 }
 
 #[test]

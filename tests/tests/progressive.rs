@@ -120,6 +120,19 @@ impl Env {
         (digest, name)
     }
 
+    /// Start an execution by hand, as `aws stepfunctions start-execution` does, and wait for its end.
+    async fn start(&self, name: &str, input: Value) -> Execution {
+        self.sfn
+            .start_execution()
+            .state_machine_arn(&self.stack.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .unwrap();
+        self.wait(name).await
+    }
+
     async fn wait(&self, name: &str) -> Execution {
         stack::finished(&self.sfn, &self.stack.execution_arn(name), TIMEOUT).await
     }
@@ -374,8 +387,22 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     let exec = env.wait(&name).await;
     assert_eq!(exec.error, "Aborted", "{exec:?}");
     assert_eq!(env.alias(&t).await, (v1.clone(), None));
+
+    // the same by hand: `aws stepfunctions start-execution --input '{"action":"promote",...}'`
+    let (_, name) = env.push(&t, "v5", &[]).await;
+    let (v5, _) = env.until_weighted(&t).await;
+    let command = unique("promote");
+    let input = json!({"action": "promote", "function": f, "reason": "from the console"});
+    let sent = env.start(&command, input).await;
+    assert_eq!((sent.status.as_str(), sent.output["execution"].as_str()), ("SUCCEEDED", Some(name.as_str())));
+    assert_eq!(env.wait(&name).await.status, "SUCCEEDED");
+    assert_eq!(env.alias(&t).await, (v5, None));
     let seen = traffic.stop().await;
     assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
+    // with nothing running, the command is refused and nothing is recorded
+    let refused = env.start(&unique("abort"), json!({"action": "abort", "function": f})).await;
+    assert_eq!((refused.status.as_str(), refused.error.as_str()), ("FAILED", "InvalidInput"), "{refused:?}");
+    assert!(refused.cause.contains("no deployment of"), "{refused:?}");
 
     // unknown functions get a clear error
     let (ok, out) = run_deployctl(&["promote", "e2e-no-such-function"]).await;

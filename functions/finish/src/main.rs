@@ -1,5 +1,6 @@
 //! Task state "Finish": every path of the state machine ends here (record, release the lock). Also the
-//! target of Step Functions' status-change events, for executions that stop before they get here.
+//! target of Step Functions' status-change events, for executions that stop before they get here, and
+//! of an operator's promote or abort sent as an execution's input.
 
 use deployer_aws::{step, DynamoLedger, EcrRegistry};
 use deployer_core::steps;
@@ -18,6 +19,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         if ev.payload.get("detail-type").is_some() {
             let ended = steps::execution_ended(ledger, &ev.payload, now).await?;
             return Ok::<_, step::StepError>(serde_json::to_value(ended).unwrap_or_default());
+        }
+        if let Some(request) = ev.payload.get("operatorCommand") {
+            let sent = steps::operator_command(ledger, request.clone()).await?;
+            return Ok(serde_json::to_value(sent).unwrap_or_default());
         }
         let input = steps::input("Finish", ev.payload)?;
         let finished = steps::finish(ledger, registry, input, now).await?;

@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use crate::ids::{FunctionName, ImageDigest};
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
-use crate::ports::{DeploymentLedger, ImageRegistry};
+use crate::ports::{Command, DeploymentLedger, ImageRegistry};
 use crate::DeployError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,7 +144,9 @@ pub async fn execution_ended(ledger: &impl DeploymentLedger, event: &Value, now_
         ));
     };
     let input: Value = field("input").and_then(|i| serde_json::from_str(&i).ok()).unwrap_or(Value::Null);
-    let function = function_of(&input);
+    // An operator's promote or abort is not a deployment: it holds no lock and leaves no record.
+    let command = matches!(input.get("action").and_then(Value::as_str), Some("promote" | "abort"));
+    let function = function_of(&input).filter(|_| !command);
     let mut ended = Ended {
         execution: name.clone(),
         status: status.clone(),
@@ -212,4 +214,52 @@ pub fn iso_from_ms(ms: i64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1_000 % 60, rem % 1_000);
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+/// An operator's `{"action": "promote" | "abort", "function": ..., "reason": ...}`, as an execution's input
+/// (`aws stepfunctions start-execution`, or the console).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandRequest {
+    pub action: String,
+    pub function: FunctionName,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandSent {
+    pub function: FunctionName,
+    /// The running deployment that acts on it, at its next health check.
+    pub execution: String,
+    pub command: Command,
+    pub reason: String,
+}
+
+/// Leave an operator's promote or abort for the function's running deployment (the holder of its lock).
+/// Its next health check acts on it; a deployment that shifts all at once has no health checks and
+/// finishes on its own.
+pub async fn operator_command(ledger: &impl DeploymentLedger, request: Value) -> Result<CommandSent, DeployError> {
+    let r: CommandRequest = crate::steps::input("command", request)?;
+    let command = match r.action.as_str() {
+        "promote" => Command::Promote,
+        "abort" => Command::Abort,
+        other => {
+            return Err(DeployError::invalid(format!(
+                "action {other:?} is not an operator command: use \"promote\" or \"abort\""
+            )))
+        }
+    };
+    let Some((execution, _)) = ledger.holder(&r.function).await? else {
+        return Err(DeployError::invalid(format!(
+            "no deployment of {} is running (nothing holds its lock), so there is nothing to {}; see \
+             `deployctl history {}`",
+            r.function, r.action, r.function
+        )));
+    };
+    let reason = r.reason.unwrap_or_else(|| format!("{} by an operator", r.action));
+    ledger.send_command(&r.function, &execution, &command, &reason).await?;
+    tracing::warn!(function = %r.function, %execution, ?command, %reason, "operator command sent");
+    Ok(CommandSent { function: r.function, execution, command, reason })
 }

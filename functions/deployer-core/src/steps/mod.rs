@@ -13,7 +13,9 @@ mod trigger;
 mod update;
 
 pub use check_ready::check_ready;
-pub use finish::{execution_ended, finish, iso_from_ms, Ended, Finished};
+pub use finish::{
+    execution_ended, finish, iso_from_ms, operator_command, CommandRequest, CommandSent, Ended, Finished,
+};
 pub use prepare::prepare;
 pub use publish::publish_version;
 pub use rollback::rollback;

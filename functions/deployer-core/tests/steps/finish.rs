@@ -5,7 +5,8 @@ use deployer_core::decisions::Drift;
 use deployer_core::plan::{
     Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
 };
-use deployer_core::steps::{execution_ended, finish, iso_from_ms, Finished};
+use deployer_core::ports::{Command, DeploymentLedger};
+use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Finished};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
 
@@ -546,4 +547,41 @@ fn start_times_are_written_as_step_functions_gives_them() {
     assert_eq!(iso_from_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
     assert_eq!(iso_from_ms(1_795_780_798_123), "2026-11-27T11:59:58.123Z");
     assert_eq!(iso_from_ms(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+}
+
+#[tokio::test]
+async fn an_operators_promote_or_abort_reaches_the_running_deployment() {
+    let ledger = locked_by(EXECUTION);
+    let sent =
+        operator_command(&ledger, json!({"action": "abort", "function": FN, "reason": "wrong model"})).await.unwrap();
+    assert_eq!((sent.execution.as_str(), sent.command.clone()), (EXECUTION, Command::Abort));
+    assert_eq!(ledger.command(&fname(FN), EXECUTION).await.unwrap(), Some((Command::Abort, "wrong model".into())));
+    let sent = operator_command(&ledger, json!({"action": "promote", "function": FN})).await.unwrap();
+    assert_eq!((sent.command, sent.reason.as_str()), (Command::Promote, "promote by an operator"));
+    // ... and its execution, should it fail, is not mistaken for an abandoned deployment
+    let out = execution_ended(
+        &ledger,
+        &status_change("cmd-1", "FAILED", &json!({"action": "abort", "function": FN})),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.recorded, out.released, out.function), (false, false, None));
+}
+
+#[tokio::test]
+async fn a_command_with_nothing_running_or_a_bad_action_is_refused_and_changes_nothing() {
+    let ledger = FakeLedger::new();
+    let err = operator_command(&ledger, json!({"action": "promote", "function": FN})).await.unwrap_err();
+    assert!(err.to_string().contains("no deployment of ml-inference is running"), "{err}");
+    let ledger = locked_by(EXECUTION);
+    for (bad, says) in [
+        (json!({"action": "pause", "function": FN}), "not an operator command"),
+        (json!({"action": "abort", "function": FN, "now": true}), "unknown field `now`"),
+        (json!({"action": "abort", "function": "no such"}), "function"),
+    ] {
+        let err = operator_command(&ledger, bad.clone()).await.unwrap_err();
+        assert!(err.name() == "InvalidInput" && err.to_string().contains(says), "{bad}: {err}");
+    }
+    assert_eq!(ledger.command(&fname(FN), EXECUTION).await.unwrap(), None);
 }
