@@ -35,7 +35,7 @@ def install(lambda_service, endpoint_url: str) -> None:
             return
         if not self.event_pattern.matches_event(original_event):
             return
-        ours = [t for t in self.targets if _service(t["Arn"]) in ("lambda", "states")]
+        ours = [t for t in self.targets if _service(t["Arn"]) in ("lambda", "states", "sns")]
         others = [t for t in self.targets if t not in ours]
         if others:
             saved = self.targets
@@ -107,6 +107,8 @@ def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> N
         try:
             if _service(arn) == "states":
                 _start_execution(rule, arn, payload, endpoint_url)
+            elif _service(arn) == "sns":
+                _publish(arn, payload, endpoint_url)
             else:
                 _invoke_lambda(rule, arn, payload, lambda_service)
             log.info("delivered event from rule %s to %s", rule.name, arn)
@@ -135,6 +137,26 @@ def _start_execution(rule, arn: str, payload: str, endpoint_url: str) -> None:
     client.start_execution(stateMachineArn=arn, input=payload)
 
 
+def _publish(arn: str, payload: str, endpoint_url: str) -> None:
+    """An SNS target gets the event (or the transformed input) as the message; a template that is a quoted
+    string arrives as that string."""
+    import boto3
+
+    try:
+        decoded = json.loads(payload)
+    except ValueError:
+        decoded = None
+    message = decoded if isinstance(decoded, str) else payload
+    client = boto3.client(
+        "sns",
+        region_name=arn.split(":")[3],
+        endpoint_url=endpoint_url,
+        aws_access_key_id="events",
+        aws_secret_access_key="events",
+    )
+    client.publish(TopicArn=arn, Message=message)
+
+
 def _invoke_lambda(rule, arn: str, payload: str, lambda_service) -> None:
     parts = arn.split(":")
     region, account = parts[3], parts[4]
@@ -149,45 +171,55 @@ def _invoke_lambda(rule, arn: str, payload: str, lambda_service) -> None:
 
 
 def install_execution_status_events() -> None:
-    """Make Step Functions emit "Step Functions Execution Status Change" events when an execution ends, as
-    AWS does for standard workflows (moto emits none)."""
-    from moto.events.models import events_backends
-    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    """Make Step Functions emit "Step Functions Execution Status Change" events when an execution starts
+    (RUNNING) and when it ends, as AWS does for standard workflows (moto emits none)."""
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 
     original = BaseExecutionWorkerCommunication._reflect_execution_status
+    original_start = Execution.start
 
     def reflect(self):
         original(self)
-        execution = self.execution
-        try:
-            status = execution.exec_status.value
-            detail = {
-                "executionArn": execution.exec_arn,
-                "stateMachineArn": execution.state_machine.arn,
-                "name": execution.name,
-                "status": status,
-                "startDate": _epoch_ms(execution.start_date),
-                "stopDate": _epoch_ms(execution.stop_date),
-                "input": json.dumps(execution.input_data),
-                "output": json.dumps(execution.output) if execution.output is not None else None,
-                "error": execution.error,
-                "cause": execution.cause,
-            }
-            events_backends[execution.account_id][execution.region_name].put_events(
-                [
-                    {
-                        "Source": "aws.states",
-                        "DetailType": "Step Functions Execution Status Change",
-                        "Detail": json.dumps(detail),
-                        "Resources": [execution.exec_arn],
-                    }
-                ]
-            )
-            log.info("execution %s ended %s", execution.name, status)
-        except Exception:  # an event that cannot be built must not break the execution's own record
-            log.exception("status-change event for %s not emitted", getattr(execution, "name", "?"))
+        _emit_status(self.execution)
+
+    def start(self):
+        original_start(self)
+        _emit_status(self)
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect
+    Execution.start = start
+
+
+def _emit_status(execution) -> None:
+    from moto.events.models import events_backends
+
+    try:
+        status = execution.exec_status.value
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine.arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _epoch_ms(execution.start_date),
+            "stopDate": _epoch_ms(execution.stop_date),
+            "input": json.dumps(execution.input_data),
+            "output": json.dumps(execution.output) if execution.output is not None else None,
+            "error": execution.error,
+            "cause": execution.cause,
+        }
+        events_backends[execution.account_id][execution.region_name].put_events(
+            [
+                {
+                    "Source": "aws.states",
+                    "DetailType": "Step Functions Execution Status Change",
+                    "Detail": json.dumps(detail),
+                    "Resources": [execution.exec_arn],
+                }
+            ]
+        )
+        log.info("execution %s: %s", execution.name, status)
+    except Exception:  # an event that cannot be built must not break the execution's own record
+        log.exception("status-change event for %s not emitted", getattr(execution, "name", "?"))
 
 
 def _epoch_ms(value) -> int | None:

@@ -47,6 +47,7 @@ pub fn ensure() -> &'static Stack {
             .args(["--stack", STACK, "--repositories", &REPOSITORIES.join(",")])
             // Every function the tests deploy is named e2e-..., every service role e2e-...
             .args(["--param", "TargetFunctionPrefix=e2e-", "--param", "TargetRolePrefix=e2e-"])
+            .args(["--param", "Notifications=true"])
             .env("AWS_ENDPOINT_URL", crate::sdk::endpoint())
             .output()
             .expect("scripts/deploy-local.sh runs");

@@ -260,9 +260,56 @@ async fn a_healthy_linear_shift_moves_traffic_stepwise_to_the_new_version() {
     println!("linear 40/80/100 served {seen:?}");
 }
 
+/// A queue subscribed to the stack's notification topic.
+async fn notifications_queue() -> (aws_sdk_sqs::Client, String) {
+    let cfg = sdk::config().await;
+    let (sns, sqs) = (aws_sdk_sns::Client::new(&cfg), aws_sdk_sqs::Client::new(&cfg));
+    let topics = sns.list_topics().send().await.unwrap();
+    let topic = topics
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .find(|a| a.ends_with(&format!(":{STACK}-deployments")))
+        .expect("the stack has a notification topic (Notifications=true)")
+        .to_string();
+    let url = sqs.create_queue().queue_name(unique("e2e-notes")).send().await.unwrap().queue_url().unwrap().to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    (sqs, url)
+}
+
+/// The notification lines about `function` so far.
+async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, function: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        if out.messages().is_empty() {
+            return lines;
+        }
+        lines.extend(
+            out.messages().iter().filter_map(|m| m.body()).filter(|b| b.contains(function)).map(str::to_string),
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_canary_that_fails_on_real_traffic_is_rolled_back_with_the_gates_numbers() {
     let env = env().await;
+    let (sqs, queue) = notifications_queue().await;
     let t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 20}), gates(json!({}))).await;
     let v1 = env.first_version(&t).await;
     let traffic = env.traffic(&t);
@@ -280,6 +327,20 @@ async fn a_canary_that_fails_on_real_traffic_is_rolled_back_with_the_gates_numbe
     assert_eq!(env.alias(&t).await, (v1.clone(), None), "all traffic back on the old version at once");
     assert!(seen.get(&candidate).is_some_and(|(n, e)| n == e && *n > 0), "the canary failed what it got: {seen:?}");
     assert_eq!(seen.get(&v1).map(|(_, e)| *e), Some(0), "{seen:?}");
+
+    // The notification topic had one line for each start and end: v1 started and succeeded, v2 started and
+    // failed, rolled back, with the gate's numbers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while lines.len() < 4 && Instant::now() < deadline {
+        lines.extend(notifications(&sqs, &queue, t.function.as_str()).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let has = |status: &str, what: &str| lines.iter().any(|l| l.contains(&format!("is {status}.")) && l.contains(what));
+    assert!(has("RUNNING", &name) && has("SUCCEEDED", &t.function.to_string()), "{lines:#?}");
+    assert!(has("FAILED", "GateFailed: ") && has("FAILED", "error rate 100.0%"), "{lines:#?}");
+    assert!(has("FAILED", "all of it is back on version"), "{lines:#?}");
+    assert_eq!(lines.len(), 4, "one line per start and end: {lines:#?}");
 }
 
 #[tokio::test]
