@@ -126,6 +126,7 @@ class Function:
     next_version: int = 1
     aliases: dict[str, Alias] = field(default_factory=dict)
     reserved: int | None = None
+    provisioned: dict = field(default_factory=dict)  # qualifier -> config (ProvisionedConcurrencyConfig)
     policy: list[dict] = field(default_factory=list)
     policy_revision: str = field(default_factory=lambda: str(uuid.uuid4()))
     tags: dict = field(default_factory=dict)
@@ -192,6 +193,24 @@ class LambdaService:
                 self.delete_concurrency,
             ),
             ("GET", rf"/2019-09-30/functions/{fn}/concurrency", "GetFunctionConcurrency", self.get_concurrency),
+            (
+                "PUT",
+                rf"/2019-09-30/functions/{fn}/provisioned-concurrency",
+                "PutProvisionedConcurrencyConfig",
+                self.put_provisioned,
+            ),
+            (
+                "GET",
+                rf"/2019-09-30/functions/{fn}/provisioned-concurrency",
+                "GetProvisionedConcurrencyConfig",
+                self.get_provisioned,
+            ),
+            (
+                "DELETE",
+                rf"/2019-09-30/functions/{fn}/provisioned-concurrency",
+                "DeleteProvisionedConcurrencyConfig",
+                self.delete_provisioned,
+            ),
             ("GET", r"/2017-03-31/tags/(?P<arn>.+)", "ListTags", self.list_tags),
             ("POST", r"/2017-03-31/tags/(?P<arn>.+)", "TagResource", self.tag_resource),
             ("DELETE", r"/2017-03-31/tags/(?P<arn>.+)", "UntagResource", self.untag_resource),
@@ -990,6 +1009,97 @@ class LambdaService:
         with self.lock:
             fn, _ = self._function(account, region, params["fn"])
             return 200, ({"ReservedConcurrentExecutions": fn.reserved} if fn.reserved is not None else {})
+
+    def _provisioned_qualifier(self, fn: Function, query: dict) -> str:
+        q = query.get("Qualifier")
+        if not q:
+            raise ApiError("InvalidParameterValueException", "Qualifier is required (a version or an alias).")
+        if q == "$LATEST":
+            raise ApiError(
+                "InvalidParameterValueException",
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions.",
+            )
+        if q not in fn.versions and q not in fn.aliases:
+            raise ApiError("ResourceNotFoundException", f"Function not found: {fn.arn}:{q}", 404)
+        return q
+
+    def put_provisioned(self, account, region, params, query, headers, body):
+        """Provisioned concurrency on a version or an alias: IN_PROGRESS, then READY after the update delay
+        (FAILED if more is asked than local AWS's concurrency). Lambda refuses it on an alias with weights."""
+        spec = self._json(body)
+        n = spec.get("ProvisionedConcurrentExecutions")
+        if not isinstance(n, int) or n < 1:
+            raise validation(n, "provisionedConcurrentExecutions", "Member must have value greater than or equal to 1")
+        with self.lock:
+            fn, _ = self._function(account, region, params["fn"])
+            q = self._provisioned_qualifier(fn, query)
+            alias = fn.aliases.get(q)
+            if alias is not None and (alias.routing or {}).get("AdditionalVersionWeights"):
+                raise ApiError(
+                    "ResourceConflictException",
+                    "Alias with weights can not be used with Provisioned Concurrency",
+                    409,
+                )
+            now = _now()
+            config = {
+                "RequestedProvisionedConcurrentExecutions": n,
+                "AvailableProvisionedConcurrentExecutions": 0,
+                "AllocatedProvisionedConcurrentExecutions": 0,
+                "Status": "IN_PROGRESS",
+                "LastModified": now,
+            }
+            fn.provisioned[q] = config
+            token = object()
+            config["_token"] = token
+        timer = threading.Timer(self.update_delay, self._finish_provisioning, args=(fn, q, token))
+        timer.daemon = True
+        timer.start()
+        return 202, {k: v for k, v in config.items() if not k.startswith("_")}
+
+    def _finish_provisioning(self, fn: Function, q: str, token) -> None:
+        with self.lock:
+            config = fn.provisioned.get(q)
+            if config is None or config.get("_token") is not token:
+                return
+            n = config["RequestedProvisionedConcurrentExecutions"]
+            if n > self.max_concurrency:
+                config["Status"] = "FAILED"
+                config["StatusReason"] = (
+                    f"FUNCTION_ERROR_INIT_FAILURE: cannot allocate {n} provisioned concurrent executions; "
+                    f"local AWS has {self.max_concurrency}"
+                )
+            else:
+                config["Status"] = "READY"
+                config["AllocatedProvisionedConcurrentExecutions"] = n
+                config["AvailableProvisionedConcurrentExecutions"] = n
+            config["LastModified"] = _now()
+
+    def get_provisioned(self, account, region, params, query, headers, body):
+        with self.lock:
+            fn, _ = self._function(account, region, params["fn"])
+            if query.get("List") == "ALL":  # ListProvisionedConcurrencyConfigs
+                items = [
+                    {"FunctionArn": f"{fn.arn}:{q}"} | {k: v for k, v in c.items() if not k.startswith("_")}
+                    for q, c in sorted(fn.provisioned.items())
+                ]
+                page, marker = _paginate(items, query, 50)
+                return 200, {"ProvisionedConcurrencyConfigs": page} | ({"NextMarker": marker} if marker else {})
+            q = self._provisioned_qualifier(fn, query)
+            config = fn.provisioned.get(q)
+            if config is None:
+                raise ApiError(
+                    "ProvisionedConcurrencyConfigNotFoundException",
+                    f"No Provisioned Concurrency Config found for this function: {fn.arn}:{q}",
+                    404,
+                )
+            return 200, {k: v for k, v in config.items() if not k.startswith("_")}
+
+    def delete_provisioned(self, account, region, params, query, headers, body):
+        with self.lock:
+            fn, _ = self._function(account, region, params["fn"])
+            q = self._provisioned_qualifier(fn, query)
+            fn.provisioned.pop(q, None)
+            return 204, None
 
     def add_permission(self, account, region, params, query, headers, body):
         spec = self._json(body)

@@ -469,3 +469,46 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     let (ok, out) = run_deployctl(&["promote", "e2e-no-such-function"]).await;
     assert!(!ok && out.contains("no deployment of e2e-no-such-function is running"), "{out}");
 }
+
+#[tokio::test]
+async fn provisioned_concurrency_is_ready_on_the_new_version_before_traffic_moves() {
+    let env = env().await;
+    let mut t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 3}), gates(json!({}))).await;
+    t.provisioned_concurrency = Some(2);
+    env.store.put(&t).await.unwrap();
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    let exec = env.wait(&name).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (v2, _) = env.alias(&t).await;
+    let states = env.states(&name).await;
+    let ready_at = states.iter().rposition(|s| s == "Provision").expect("Provision ran");
+    let shifted_at = states.iter().position(|s| s == "Shift Traffic").expect("a canary step");
+    assert!(ready_at < shifted_at, "provisioned before the first weight: {states:?}");
+    let provisioned =
+        |q: String| {
+            let lambda = env.lambda.clone();
+            let f = t.function.to_string();
+            async move {
+                lambda.get_provisioned_concurrency_config().function_name(f).qualifier(q).send().await.ok().map(|c| {
+                    (c.status().map(|s| s.as_str().to_string()), c.allocated_provisioned_concurrent_executions())
+                })
+            }
+        };
+    assert_eq!(provisioned(v2.clone()).await, Some((Some("READY".into()), Some(2))), "the new version keeps it");
+    assert_eq!(provisioned(v1.clone()).await, None, "the replaced version's is released");
+
+    // An allocation Lambda cannot make fails the deployment before any traffic moves.
+    t.provisioned_concurrency = Some(500);
+    env.store.put(&t).await.unwrap();
+    let (_, name) = env.push(&t, "v3", &[]).await;
+    let exec = env.wait(&name).await;
+    traffic.stop().await;
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "UpdateFailed"), "{exec:?}");
+    assert!(exec.cause.contains("provisioned concurrency (500)") && exec.cause.contains("no traffic was moved"));
+    assert!(!env.states(&name).await.iter().any(|s| s == "Shift Traffic"));
+    assert_eq!(env.alias(&t).await, (v2.clone(), None));
+    assert_eq!(provisioned(v2).await.map(|p| p.0), Some(Some("READY".into())), "the serving version keeps its own");
+}

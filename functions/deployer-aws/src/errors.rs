@@ -115,6 +115,23 @@ classify! {
         is_too_many_requests_exception => Throttled,
         is_service_exception => Unavailable,
     }
+    aws_sdk_lambda::operation::put_provisioned_concurrency_config::PutProvisionedConcurrencyConfigError {
+        is_resource_not_found_exception => NotFound,
+        is_resource_conflict_exception => Conflict,
+        is_too_many_requests_exception => Throttled,
+        is_service_exception => Unavailable,
+    }
+    aws_sdk_lambda::operation::list_provisioned_concurrency_configs::ListProvisionedConcurrencyConfigsError {
+        is_resource_not_found_exception => NotFound,
+        is_too_many_requests_exception => Throttled,
+        is_service_exception => Unavailable,
+    }
+    aws_sdk_lambda::operation::delete_provisioned_concurrency_config::DeleteProvisionedConcurrencyConfigError {
+        is_resource_not_found_exception => NotFound,
+        is_resource_conflict_exception => Conflict,
+        is_too_many_requests_exception => Throttled,
+        is_service_exception => Unavailable,
+    }
     InvokeError {
         // Invoked while the function is still being created or updated.
         is_resource_conflict_exception => Conflict,

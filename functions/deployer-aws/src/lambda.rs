@@ -10,7 +10,8 @@ use aws_sdk_lambda::types::{
 };
 use deployer_core::ids::{AliasName, FunctionName, Version};
 use deployer_core::ports::{
-    AliasState, CurrentConfig, FunctionApi, FunctionState, Invocation, LambdaState, Result, Routing, UpdateStatus,
+    AliasState, CurrentConfig, FunctionApi, FunctionState, Invocation, LambdaState, Provisioned, Result, Routing,
+    UpdateStatus,
 };
 use deployer_core::spec::{self, DesiredConfig, LoggingSpec};
 use deployer_core::DeployError;
@@ -177,6 +178,64 @@ impl FunctionApi for LambdaControlPlane {
         state.config.reserved_concurrency =
             out.concurrency().and_then(|c| c.reserved_concurrent_executions()).map(|n| n.max(0) as u32);
         Ok(Some(state))
+    }
+
+    async fn put_provisioned(&self, name: &FunctionName, version: &Version, n: u32) -> Result<()> {
+        self.client
+            .put_provisioned_concurrency_config()
+            .function_name(name.as_str())
+            .qualifier(version.as_str())
+            .provisioned_concurrent_executions(n as i32)
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, call("PutProvisionedConcurrencyConfig", &format!("{name}:{version}"))))?;
+        Ok(())
+    }
+
+    async fn list_provisioned(&self, name: &FunctionName) -> Result<Vec<Provisioned>> {
+        let mut out = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .list_provisioned_concurrency_configs()
+                .function_name(name.as_str())
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| to_deploy_error(e, call("ListProvisionedConcurrencyConfigs", name.as_str())))?;
+            for c in page.provisioned_concurrency_configs() {
+                let arn = c.function_arn().unwrap_or_default();
+                out.push(Provisioned {
+                    qualifier: arn.rsplit(':').next().unwrap_or_default().to_string(),
+                    requested: c.requested_provisioned_concurrent_executions().unwrap_or(0).max(0) as u32,
+                    allocated: c.allocated_provisioned_concurrent_executions().unwrap_or(0).max(0) as u32,
+                    status: c.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    reason: c.status_reason().map(str::to_string),
+                });
+            }
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn delete_provisioned(&self, name: &FunctionName, qualifier: &str) -> Result<()> {
+        match self
+            .client
+            .delete_provisioned_concurrency_config()
+            .function_name(name.as_str())
+            .qualifier(qualifier)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+            Err(e) => {
+                Err(to_deploy_error(e, call("DeleteProvisionedConcurrencyConfig", &format!("{name}:{qualifier}"))))
+            }
+        }
     }
 
     async fn set_reserved_concurrency(&self, name: &FunctionName, reserved: Option<u32>) -> Result<()> {

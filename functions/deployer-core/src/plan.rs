@@ -373,3 +373,34 @@ pub struct HealthReport {
     /// One line for a human: the readings against the limits, or why it is waiting.
     pub verdict: String,
 }
+
+/// Provision's input: the published version, and where provisioning stands (absent the first time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionInput {
+    pub plan: Plan,
+    pub published: Published,
+    #[serde(default)]
+    pub provision: Option<ProvisionState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProvisionStatus {
+    /// The spec asks for none.
+    None,
+    /// Allocating: wait, then ask again.
+    Pending,
+    Ready,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionState {
+    pub status: ProvisionStatus,
+    pub requested: u32,
+    pub allocated: u32,
+    /// When the request was made (ms since the epoch): the readiness deadline counts from here.
+    pub started_at_ms: i64,
+    pub wait_seconds: u32,
+}

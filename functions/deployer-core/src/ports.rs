@@ -91,6 +91,17 @@ pub struct ImageInfo {
     pub pushed_at_ms: Option<i64>,
 }
 
+/// Provisioned concurrency on one qualifier (a version or an alias).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provisioned {
+    pub qualifier: String,
+    pub requested: u32,
+    pub allocated: u32,
+    /// IN_PROGRESS, READY or FAILED.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
 /// A weighted alias: `main` takes the traffic `candidate` does not (`weight`, 0 to 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Routing {
@@ -170,6 +181,17 @@ pub trait FunctionApi: Send + Sync {
         description: &str,
         revision_id: &str,
     ) -> impl Future<Output = Result<AliasState>> + Send;
+    /// Ask for `n` provisioned concurrent executions on a published version.
+    fn put_provisioned(
+        &self,
+        name: &FunctionName,
+        version: &Version,
+        n: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The provisioned concurrency configurations of the function's versions and aliases.
+    fn list_provisioned(&self, name: &FunctionName) -> impl Future<Output = Result<Vec<Provisioned>>> + Send;
+    /// Remove a qualifier's provisioned concurrency (none there is fine).
+    fn delete_provisioned(&self, name: &FunctionName, qualifier: &str) -> impl Future<Output = Result<()>> + Send;
     /// Reserve `Some(n)` concurrent executions for the function, or remove the reservation (`None`).
     fn set_reserved_concurrency(
         &self,

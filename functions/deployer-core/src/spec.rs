@@ -44,6 +44,10 @@ pub struct TargetSpec {
     /// What a canary or linear step must show before more traffic moves to the new version.
     #[serde(default)]
     pub gates: Gates,
+    /// Provisioned concurrency for the version being deployed: allocated and READY before any traffic
+    /// moves to it, and removed from the version it replaces once the alias has moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_concurrency: Option<u32>,
     /// How long an update may stay in progress before the deployment gives up and rolls back.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_seconds: u32,
@@ -474,6 +478,9 @@ impl TargetSpec {
                     bad("strategy.intervalSeconds", "must be more than 0".into());
                 }
             }
+        }
+        if self.provisioned_concurrency.is_some_and(|n| !(1..=10_000).contains(&n)) {
+            bad("provisionedConcurrency", "must be 1 to 10000 (leave it out for none)".into());
         }
         let g = &self.gates;
         const MAX_SHIFT_SECONDS: u32 = 5 * 3600;

@@ -4,6 +4,7 @@
 mod check_ready;
 mod finish;
 mod prepare;
+mod provision;
 mod publish;
 mod rollback;
 mod shift;
@@ -17,6 +18,7 @@ pub use finish::{
     execution_ended, finish, iso_from_ms, operator_command, CommandRequest, CommandSent, Ended, Finished,
 };
 pub use prepare::prepare;
+pub use provision::{provision, release_provisioned};
 pub use publish::publish_version;
 pub use rollback::rollback;
 pub use shift::shift_alias;

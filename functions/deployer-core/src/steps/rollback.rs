@@ -3,7 +3,7 @@ use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
 use crate::plan::{ExecutionRef, RollbackInput, RollbackRequest, RolledBack};
 use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LambdaState, LockOutcome, TargetStore};
 use crate::spec::TargetSpec;
-use crate::steps::run_cases;
+use crate::steps::{release_provisioned, run_cases};
 use crate::DeployError;
 
 /// Put the alias where it must be after a failure (automatic), or where an operator asks (manual), then
@@ -58,6 +58,11 @@ pub async fn rollback(
                 ),
                 (false, _) => format!("alias {} stayed on version {previous}, which it served before", t.alias),
             };
+            if t.provisioned_concurrency.is_some() {
+                if let Err(e) = release_provisioned(lambda, &t.function, &previous).await {
+                    tracing::warn!(function = %t.function, error = %e, "could not release the failed version's provisioned concurrency");
+                }
+            }
             let cause =
                 format!("{what_failed}. Rolled back: {where_now}; {verified} smoke case(s) pass through the alias.");
             tracing::warn!(function = %t.function, %cause, "rolled back");

@@ -2,6 +2,7 @@ use crate::decisions::alias_description;
 use crate::ids::Version;
 use crate::plan::{Deployed, ShiftInput};
 use crate::ports::FunctionApi;
+use crate::steps::release_provisioned;
 use crate::DeployError;
 
 /// Point the alias at the new version, all at once, guarded by the alias's RevisionId. An alias already
@@ -34,6 +35,13 @@ pub async fn shift_alias(lambda: &impl FunctionApi, input: ShiftInput) -> Result
         function = %t.function, alias = %t.alias, version = %version,
         previous = ?previous.as_ref().map(Version::as_str), moved, "alias shifted"
     );
+    if t.provisioned_concurrency.is_some() {
+        // The replaced version's provisioned concurrency is now idle cost. A failure here must not undo a
+        // deployment that happened: it is logged, and the next deployment releases it.
+        if let Err(e) = release_provisioned(lambda, &t.function, version).await {
+            tracing::warn!(function = %t.function, error = %e, "could not release the replaced version's provisioned concurrency");
+        }
+    }
     Ok(Deployed {
         function: t.function.clone(),
         alias: t.alias.to_string(),

@@ -28,8 +28,8 @@ use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, V
 use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
 use deployer_core::ports::{
     self, AlarmState, AliasState, Command, CurrentConfig, DeploymentLedger, Executions, FunctionApi, FunctionState,
-    ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, Routing, StartOutcome, TargetStore,
-    Telemetry, UpdateStatus, VersionStats,
+    ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, Provisioned, Routing, StartOutcome,
+    TargetStore, Telemetry, UpdateStatus, VersionStats,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;
@@ -284,6 +284,8 @@ pub struct FakeFunction {
     pub versions: BTreeMap<u64, FunctionState>,
     pub version_descriptions: BTreeMap<u64, String>,
     pub aliases: BTreeMap<String, AliasState>,
+    /// Provisioned concurrency by qualifier.
+    pub provisioned: BTreeMap<String, Provisioned>,
 }
 
 /// One invocation as the fake served it.
@@ -450,6 +452,7 @@ impl LambdaWorld {
             versions: BTreeMap::new(),
             version_descriptions: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            provisioned: BTreeMap::new(),
         };
         self.functions.insert(name.to_string(), f);
         Ok(latest)
@@ -685,6 +688,8 @@ pub const WRITES: &[&str] = &[
     "CreateAlias",
     "UpdateAlias",
     "SetReservedConcurrency",
+    "PutProvisionedConcurrencyConfig",
+    "DeleteProvisionedConcurrencyConfig",
 ];
 
 impl FakeLambda {
@@ -948,8 +953,38 @@ impl FunctionApi for FakeLambda {
         revision_id: &str,
     ) -> ports::Result<AliasState> {
         let Routing { main, candidate, weight } = routing;
-        let entry = format!("RouteAlias {name}:{alias} -> {main} + {candidate}@{weight} rev={revision_id}");
+        let entry = format!("UpdateAlias {name}:{alias} -> {main} + {candidate}@{weight} rev={revision_id}");
         self.enter("UpdateAlias", entry)?.route_alias(name.as_str(), alias.as_str(), routing, description, revision_id)
+    }
+
+    async fn put_provisioned(&self, name: &FunctionName, version: &Version, n: u32) -> ports::Result<()> {
+        let mut w = self.enter(
+            "PutProvisionedConcurrencyConfig",
+            format!("PutProvisionedConcurrencyConfig {name}:{version} {n}"),
+        )?;
+        w.check_version(name.as_str(), version, "PutProvisionedConcurrencyConfig")?;
+        let p = Provisioned {
+            qualifier: version.to_string(),
+            requested: n,
+            allocated: 0,
+            status: "IN_PROGRESS".into(),
+            reason: None,
+        };
+        w.function_mut(name.as_str()).provisioned.insert(version.to_string(), p);
+        Ok(())
+    }
+
+    async fn list_provisioned(&self, name: &FunctionName) -> ports::Result<Vec<Provisioned>> {
+        let mut w =
+            self.enter("ListProvisionedConcurrencyConfigs", format!("ListProvisionedConcurrencyConfigs {name}"))?;
+        Ok(w.function_mut(name.as_str()).provisioned.values().cloned().collect())
+    }
+
+    async fn delete_provisioned(&self, name: &FunctionName, qualifier: &str) -> ports::Result<()> {
+        let entry = format!("DeleteProvisionedConcurrencyConfig {name}:{qualifier}");
+        let mut w = self.enter("DeleteProvisionedConcurrencyConfig", entry)?;
+        w.function_mut(name.as_str()).provisioned.remove(qualifier);
+        Ok(())
     }
 
     async fn set_reserved_concurrency(&self, name: &FunctionName, reserved: Option<u32>) -> ports::Result<()> {

@@ -7,6 +7,7 @@ mod fakes;
 mod check_ready;
 mod finish;
 mod prepare;
+mod provision;
 mod publish;
 mod reconcile;
 mod rollback;
