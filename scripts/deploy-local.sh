@@ -26,8 +26,8 @@ ensure_venv
 local_aws_env
 scripts/local-aws status >/dev/null || die "local AWS is not running: scripts/local-aws start"
 
-binaries=(trigger prepare update-code check-ready smoke-test publish-version provision shift-traffic check-health
-  shift-alias rollback finish)
+binaries=(trigger prepare update-code check-ready smoke-test publish-version provision acceptance shift-traffic
+  check-health shift-alias rollback finish)
 target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
 say "building the step functions ($profile)"
 pkgs=()

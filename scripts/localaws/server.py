@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from . import cbor, cloudformation, events, protocol, telemetry
+from . import cbor, cloudformation, codebuild, events, protocol, telemetry
 from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
@@ -268,6 +268,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     telemetry.install_percentiles()
     events.install(lambda_service, endpoint)
     events.install_execution_status_events()
+    codebuild.install(endpoint)
     cloudformation.install(lambda_service)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())
     server = make_server("127.0.0.1", port, app, threaded=True)

@@ -84,7 +84,7 @@ fn every_task_retries_lambda_service_errors_and_every_step_after_prepare_rolls_b
         };
         assert_eq!(next, expected, "{name}'s failures go to {expected}");
     }
-    assert_eq!(tasks, 13);
+    assert_eq!(tasks, 14);
 }
 
 #[test]
@@ -125,6 +125,7 @@ fn names_run_through_crate_resource_substitution_and_state() {
         ("smoke-test", "SmokeTestFunction", "SmokeTestFunctionArn", "Smoke Test"),
         ("publish-version", "PublishVersionFunction", "PublishVersionFunctionArn", "Publish Version"),
         ("provision", "ProvisionFunction", "ProvisionFunctionArn", "Provision"),
+        ("acceptance", "AcceptanceFunction", "AcceptanceFunctionArn", "Acceptance Test"),
         ("shift-traffic", "ShiftTrafficFunction", "ShiftTrafficFunctionArn", "Shift Traffic"),
         ("check-health", "CheckHealthFunction", "CheckHealthFunctionArn", "Check Health"),
         ("shift-alias", "ShiftAliasFunction", "ShiftAliasFunctionArn", "Shift Alias"),

@@ -512,3 +512,73 @@ async fn provisioned_concurrency_is_ready_on_the_new_version_before_traffic_move
     assert_eq!(env.alias(&t).await, (v2.clone(), None));
     assert_eq!(provisioned(v2).await.map(|p| p.0), Some(Some("READY".into())), "the serving version keeps its own");
 }
+
+#[tokio::test]
+async fn the_acceptance_suite_runs_in_codebuild_against_the_candidate_and_gates_the_deployment() {
+    let env = env().await;
+    let codebuild = aws_sdk_codebuild::Client::new(&sdk::config().await);
+    let project = unique("e2e-it");
+    // The team's suite: one real request to the candidate version, which must not fail.
+    let buildspec = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - echo "testing $DEPLOY_FUNCTION version $DEPLOY_QUALIFIER ($SUITE)"
+      - test -n "$DEPLOY_QUALIFIER" && test "$DEPLOY_QUALIFIER" != "$DEPLOY_PREVIOUS_VERSION"
+      - aws lambda invoke --function-name "$DEPLOY_FUNCTION" --qualifier "$DEPLOY_QUALIFIER" --payload '{"traffic":true,"echo":"it"}' out.json --query FunctionError --output text > error.txt
+      - cat out.json; test "$(cat error.txt)" = None
+"#;
+    let source = aws_sdk_codebuild::types::ProjectSource::builder()
+        .r#type(aws_sdk_codebuild::types::SourceType::NoSource)
+        .buildspec(buildspec)
+        .build()
+        .unwrap();
+    codebuild
+        .create_project()
+        .name(&project)
+        .source(source)
+        .artifacts(
+            aws_sdk_codebuild::types::ProjectArtifacts::builder()
+                .r#type(aws_sdk_codebuild::types::ArtifactsType::NoArtifacts)
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            aws_sdk_codebuild::types::ProjectEnvironment::builder()
+                .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/standard:7.0")
+                .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
+                .build()
+                .unwrap(),
+        )
+        .service_role(&env.role)
+        .send()
+        .await
+        .unwrap();
+    let mut t = env.target(json!({"type": "all-at-once"}), gates(json!({}))).await;
+    t.acceptance = Some(spec::Acceptance {
+        project: project.clone(),
+        environment: [("SUITE".to_string(), "e2e".to_string())].into(),
+        timeout_seconds: 120,
+    });
+    env.store.put(&t).await.unwrap();
+    let v1 = env.first_version(&t).await;
+
+    // A build that passes the suite is deployed after it.
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    let exec = env.wait(&name).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let states = env.states(&name).await;
+    let accepted = states.iter().rposition(|s| s == "Acceptance Test").expect("the stage ran");
+    assert!(accepted < states.iter().position(|s| s == "Shift Alias").unwrap(), "{states:?}");
+    let (v2, _) = env.alias(&t).await;
+    assert_ne!(v2, v1);
+
+    // A build that passes its smoke test but fails the suite never gets traffic.
+    let (_, name) = env.push(&t, "v3", &[("TRAFFIC", "fail")]).await;
+    let exec = env.wait(&name).await;
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "AcceptanceFailed"), "{exec:?}");
+    assert!(exec.cause.contains("ended FAILED in phase BUILD: COMMAND_EXECUTION_ERROR"), "{}", exec.cause);
+    assert!(exec.cause.contains(&format!("/aws/codebuild/{project}/")), "{}", exec.cause);
+    assert_eq!(env.alias(&t).await, (v2, None), "the alias never moved");
+}

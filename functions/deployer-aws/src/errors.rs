@@ -142,6 +142,13 @@ classify! {
 }
 
 classify! {
+    aws_sdk_codebuild::operation::start_build::StartBuildError {
+        is_resource_not_found_exception => NotFound,
+    }
+    aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsError {}
+}
+
+classify! {
     // Neither has a modelled throttling or availability error: those come by code and HTTP status.
     aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError {}
     aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError {}

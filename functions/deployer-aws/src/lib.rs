@@ -22,6 +22,7 @@
 //! Clients come from the caller (`aws_sdk_lambda::Client::new(&sdk_config)`), so the same adapters run
 //! against AWS, local AWS (`AWS_ENDPOINT_URL`) and `aws-smithy-mocks` in the tests.
 
+pub mod codebuild;
 pub mod dynamodb;
 pub mod ecr;
 mod errors;
@@ -33,6 +34,7 @@ pub mod sfn;
 pub mod step;
 pub mod watch;
 
+pub use codebuild::CodeBuildProjects;
 pub use dynamodb::DynamoTargetStore;
 pub use ecr::EcrRegistry;
 pub use lambda::LambdaControlPlane;

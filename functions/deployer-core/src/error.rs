@@ -51,6 +51,10 @@ pub enum DeployError {
     #[error("health gate failed for {function}: {report}")]
     GateFailed { function: String, report: String },
 
+    /// The acceptance stage (the team's integration suite in CodeBuild) failed against the candidate.
+    #[error("acceptance tests failed for {function}: {report}")]
+    AcceptanceFailed { function: String, report: String },
+
     /// An operator asked the running deployment to stop (`deployctl abort`).
     #[error("deployment of {function} aborted by an operator: {reason}")]
     Aborted { function: String, reason: String },
@@ -72,6 +76,7 @@ impl DeployError {
             DeployError::Locked { .. } => "Locked",
             DeployError::RollbackFailed { .. } => "RollbackFailed",
             DeployError::GateFailed { .. } => "GateFailed",
+            DeployError::AcceptanceFailed { .. } => "AcceptanceFailed",
             DeployError::Aborted { .. } => "Aborted",
         }
     }
@@ -90,6 +95,7 @@ impl DeployError {
         "Locked",
         "RollbackFailed",
         "GateFailed",
+        "AcceptanceFailed",
         "Aborted",
     ];
 
@@ -136,6 +142,7 @@ mod tests {
             DeployError::Locked { function: "f".into(), owner: "e".into(), until: "t".into() },
             DeployError::RollbackFailed { function: "f".into(), message: "x".into() },
             DeployError::GateFailed { function: "f".into(), report: "x".into() },
+            DeployError::AcceptanceFailed { function: "f".into(), report: "x".into() },
             DeployError::Aborted { function: "f".into(), reason: "x".into() },
         ];
         let names: Vec<_> = all.iter().map(DeployError::name).collect();

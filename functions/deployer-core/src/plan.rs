@@ -404,3 +404,31 @@ pub struct ProvisionState {
     pub started_at_ms: i64,
     pub wait_seconds: u32,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptanceInput {
+    pub plan: Plan,
+    pub published: Published,
+    #[serde(default)]
+    pub acceptance: Option<AcceptanceState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptanceStatus {
+    /// The target has no acceptance stage.
+    None,
+    Running,
+    Passed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptanceState {
+    pub status: AcceptanceStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    pub started_at_ms: i64,
+    pub wait_seconds: u32,
+}

@@ -339,3 +339,22 @@ pub trait LogGroups: Send + Sync {
     fn create(&self, group: &str) -> impl Future<Output = Result<()>> + Send;
     fn set_retention(&self, group: &str, days: u32) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// A CodeBuild build as the acceptance stage sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildState {
+    pub id: String,
+    /// IN_PROGRESS, SUCCEEDED, FAILED, FAULT, STOPPED or TIMED_OUT.
+    pub status: String,
+    /// The phase that failed, and what CodeBuild said about it.
+    pub failed_phase: Option<(String, String)>,
+    /// `<log group>/<log stream>` of the build's output.
+    pub logs: Option<String>,
+}
+
+/// The team's integration suite, run in AWS CodeBuild against the candidate version.
+pub trait Builds: Send + Sync {
+    fn start(&self, project: &str, environment: &[(String, String)])
+        -> impl Future<Output = Result<BuildState>> + Send;
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<BuildState>>> + Send;
+}

@@ -48,6 +48,10 @@ pub struct TargetSpec {
     /// moves to it, and removed from the version it replaces once the alias has moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_concurrency: Option<u32>,
+    /// The team's integration suite, run in CodeBuild against the candidate version before any traffic
+    /// moves; its result gates the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<Acceptance>,
     /// How long an update may stay in progress before the deployment gives up and rolls back.
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_seconds: u32,
@@ -181,6 +185,24 @@ pub struct SmokeCase {
     pub expect: Option<Value>,
     #[serde(default)]
     pub tolerance: f64,
+}
+
+/// An acceptance stage: a CodeBuild project whose build runs against the candidate version. The build
+/// gets DEPLOY_FUNCTION, DEPLOY_QUALIFIER (the candidate version), DEPLOY_ALIAS, DEPLOY_PREVIOUS_VERSION,
+/// DEPLOY_IMAGE_DIGEST and DEPLOY_IMAGE_TAG, plus `environment`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Acceptance {
+    pub project: String,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// A build still running after this long fails the stage.
+    #[serde(default = "default_acceptance_timeout")]
+    pub timeout_seconds: u32,
+}
+
+fn default_acceptance_timeout() -> u32 {
+    1800
 }
 
 /// How traffic moves to the new version. The alias's weighted routing carries the steps; Wait states carry
@@ -476,6 +498,26 @@ impl TargetSpec {
                 }
                 if interval_seconds == 0 {
                     bad("strategy.intervalSeconds", "must be more than 0".into());
+                }
+            }
+        }
+        if let Some(a) = &self.acceptance {
+            let ok = a.project.len() >= 2
+                && a.project.len() <= 255
+                && a.project.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && a.project.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                bad("acceptance.project", format!("{:?} is not a CodeBuild project name", a.project));
+            }
+            if !(60..=28_800).contains(&a.timeout_seconds) {
+                bad("acceptance.timeoutSeconds", format!("{} is outside 60-28800 s", a.timeout_seconds));
+            }
+            for k in a.environment.keys() {
+                if k.starts_with("DEPLOY_") || k.starts_with("CODEBUILD_") {
+                    bad(
+                        &format!("acceptance.environment.{k}"),
+                        "DEPLOY_* and CODEBUILD_* are set by the deployer".into(),
+                    );
                 }
             }
         }

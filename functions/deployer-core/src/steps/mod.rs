@@ -1,6 +1,7 @@
 //! One async function per Task state. Each reads what it needs through the ports, decides with
 //! [`crate::decisions`], acts, and logs one INFO line with the outcome.
 
+mod acceptance;
 mod check_ready;
 mod finish;
 mod prepare;
@@ -13,6 +14,7 @@ mod traffic;
 mod trigger;
 mod update;
 
+pub use acceptance::acceptance;
 pub use check_ready::check_ready;
 pub use finish::{
     execution_ended, finish, iso_from_ms, operator_command, CommandRequest, CommandSent, Ended, Finished,

@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, Version};
 use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
 use deployer_core::ports::{
-    self, AlarmState, AliasState, Command, CurrentConfig, DeploymentLedger, Executions, FunctionApi, FunctionState,
-    ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, Provisioned, Routing, StartOutcome,
-    TargetStore, Telemetry, UpdateStatus, VersionStats,
+    self, AlarmState, AliasState, BuildState, Builds, Command, CurrentConfig, DeploymentLedger, Executions,
+    FunctionApi, FunctionState, ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, Provisioned,
+    Routing, StartOutcome, TargetStore, Telemetry, UpdateStatus, VersionStats,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;
@@ -1386,5 +1386,45 @@ impl LogGroups for FakeLogGroups {
         self.calls.lock().unwrap().push(format!("PutRetentionPolicy {group} {days}"));
         self.groups.lock().unwrap().insert(group.to_string(), Some(days));
         Ok(())
+    }
+}
+
+/// A build's environment variables.
+pub type BuildEnv = Vec<(String, String)>;
+
+/// CodeBuild as the acceptance stage sees it: builds by id, their state set by the test.
+#[derive(Default)]
+pub struct FakeBuilds {
+    pub builds: Mutex<BTreeMap<String, BuildState>>,
+    /// (project, environment) of every StartBuild.
+    pub started: Mutex<Vec<(String, BuildEnv)>>,
+}
+
+impl FakeBuilds {
+    pub fn finish(&self, id: &str, status: &str, failed_phase: Option<(&str, &str)>) {
+        let mut builds = self.builds.lock().unwrap();
+        let b = builds.get_mut(id).expect("a started build");
+        b.status = status.into();
+        b.failed_phase = failed_phase.map(|(p, w)| (p.into(), w.into()));
+    }
+}
+
+impl Builds for FakeBuilds {
+    async fn start(&self, project: &str, environment: &[(String, String)]) -> ports::Result<BuildState> {
+        let mut started = self.started.lock().unwrap();
+        started.push((project.to_string(), environment.to_vec()));
+        let id = format!("{project}:build-{}", started.len());
+        let b = BuildState {
+            id: id.clone(),
+            status: "IN_PROGRESS".into(),
+            failed_phase: None,
+            logs: Some(format!("/aws/codebuild/{project}/build-{}", started.len())),
+        };
+        self.builds.lock().unwrap().insert(id, b.clone());
+        Ok(b)
+    }
+
+    async fn get(&self, id: &str) -> ports::Result<Option<BuildState>> {
+        Ok(self.builds.lock().unwrap().get(id).cloned())
     }
 }

@@ -4,6 +4,7 @@
 #[path = "../fakes/mod.rs"]
 mod fakes;
 
+mod acceptance;
 mod check_ready;
 mod finish;
 mod prepare;
