@@ -52,7 +52,16 @@ const LAMBDA_CALLS: &[(&str, bool)] = &[
 /// The deployer's own state (targets, locks, records) and the image registry.
 const DYNAMODB_CALLS: &[&str] = &["GetItem", "PutItem", "Query"];
 /// The step Lambdas, as Step Functions invokes them (a crashed or unavailable step).
-const STEPS: &[&str] = &["prepare", "update-code", "check-ready", "smoke-test", "publish-version", "shift-alias"];
+const STEPS: &[&str] = &[
+    "prepare",
+    "update-code",
+    "check-ready",
+    "smoke-test",
+    "publish-version",
+    "provision",
+    "acceptance",
+    "shift-alias",
+];
 
 fn cells() -> Vec<Cell> {
     let mut out = Vec::new();

@@ -582,3 +582,26 @@ phases:
     assert!(exec.cause.contains(&format!("/aws/codebuild/{project}/")), "{}", exec.cause);
     assert_eq!(env.alias(&t).await, (v2, None), "the alias never moved");
 }
+
+#[tokio::test]
+async fn a_crash_in_shift_traffic_or_check_health_rolls_back_to_one_version() {
+    let env = env().await;
+    let t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 30}), gates(json!({}))).await;
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+    for (step, label) in [("shift-traffic", "v2"), ("check-health", "v3")] {
+        // The step's Lambda fails every time it is invoked for this function (a bad deploy of the deployer).
+        let armed = deployer_tests::faults::inject(json!({
+            "service": "lambda", "operation": "Invoke", "error": "ServiceException", "count": 1000,
+            "match": [t.function.as_str(), format!("{STACK}-{step}/invocations")]
+        }))
+        .await;
+        let (_, name) = env.push(&t, label, &[]).await;
+        let exec = env.wait(&name).await;
+        deployer_tests::faults::disarm(armed["faults"][0]["id"].as_u64().unwrap()).await;
+        assert_eq!(exec.status, "FAILED", "{step}: {exec:?}");
+        assert!(exec.cause.contains("Rolled back"), "{step}: {}", exec.cause);
+        assert_eq!(env.alias(&t).await, (v1.clone(), None), "{step}: all traffic on the old version, no weights");
+    }
+    traffic.stop().await;
+}
