@@ -37,9 +37,9 @@ step() {
 }
 
 step "rustfmt" cargo fmt --all -- --check
-step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-image scripts/build-ml-image .ci/run \
-  tests/scripts/*.sh
-step "ruff (Python)" bash -c "ruff check --quiet scripts/localaws examples && ruff format --check --quiet scripts/localaws examples"
+step "shellcheck" shellcheck -x scripts/*.sh scripts/local-aws scripts/build-image scripts/build-ml-image scripts/bench \
+  .ci/run tests/scripts/*.sh
+step "ruff (Python)" bash -c "ruff check --quiet scripts/localaws scripts/bench.py examples && ruff format --check --quiet scripts/localaws scripts/bench.py examples"
 step "cfn-lint (template.yaml)" cfn-lint template.yaml
 step "checkov (IaC, workflows, Dockerfiles)" "$VENV/checkov/bin/checkov" -d . --framework cloudformation,github_actions,dockerfile \
   --quiet --compact --skip-download --skip-path '^\./(target|\.venv|\.local-aws)$'

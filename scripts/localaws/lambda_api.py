@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from . import telemetry
 from .code import CodeError, CodeStore
 from .sandbox import InitFailed, Outcome, Sandbox
+from .usage import USAGE
 
 NAME = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$")
@@ -1317,6 +1318,7 @@ class LambdaService:
                 telemetry.put_invocation_metrics(
                     fn.account, fn.region, fn.name, qual, alias, version, error=False, duration_ms=None, throttled=True
                 )
+                USAGE.throttle(fn.name)
                 reason = (
                     "ReservedFunctionConcurrentInvocationLimitExceeded"
                     if fn.reserved is not None and fn.inflight >= fn.reserved
@@ -1390,6 +1392,7 @@ class LambdaService:
                 duration_ms=outcome.duration_ms,
                 throttled=False,
             )
+            USAGE.invocation(fn.name, outcome.duration_ms, outcome.init_duration_ms, outcome.max_memory_mb)
             return outcome, version, "\n".join(lines) if tail else None
         finally:
             with self.lock:

@@ -21,6 +21,7 @@ from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
 from .registry import Registry, install_ecr_hooks
+from .usage import USAGE
 
 log = logging.getLogger("localaws")
 
@@ -101,6 +102,7 @@ class LocalAws:
             route = self.lambda_service.route(method, path)
             if route is not None:
                 call.operation = route[0]
+        USAGE.call(environ.get("HTTP_AUTHORIZATION"), call.service, call.operation)
         fault = self.faults.take(call.service, call.operation, path + "\n" + body.decode("utf-8", "replace"))
         if fault is not None:
             log.info("fault #%d: %s.%s answers %s", fault.id, call.service, call.operation, fault.error)
@@ -223,6 +225,12 @@ class LocalAws:
                 except (ValueError, FaultError) as e:
                     return reply(400, {"error": str(e)})
                 return reply(201, {"faults": added})
+        if path == "/_local/usage":
+            if method == "GET":
+                return reply(200, USAGE.to_json())
+            if method == "DELETE":
+                USAGE.reset()
+                return reply(200, {"reset": True})
         if path.startswith("/_local/lambda-code/") and method == "GET":
             from moto.core import DEFAULT_ACCOUNT_ID
 

@@ -108,9 +108,24 @@ fn every_error_name_the_asl_matches_is_one_the_code_produces() {
         .collect();
     for (name, state) in states() {
         if state["Type"] == "Task" {
+            let rule = state["Retry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "Throttled"))
+                .unwrap_or_else(|| panic!("{name} does not retry Throttled"));
             let listed: BTreeSet<&str> =
-                state["Retry"][1]["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+                rule["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
             assert_eq!(listed, retried, "{name}");
+            // A throttled invocation of the step (a fan-out queueing on its reserved concurrency) is retried
+            // long enough for the queue to drain.
+            let throttle = state["Retry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["ErrorEquals"] == serde_json::json!(["Lambda.TooManyRequestsException"]))
+                .unwrap_or_else(|| panic!("{name} has no retry of its own for Lambda.TooManyRequestsException"));
+            assert!(throttle["MaxAttempts"].as_u64() >= Some(8), "{name}");
         }
     }
 }

@@ -584,12 +584,20 @@ phases:
 }
 
 #[tokio::test]
-async fn a_crash_in_shift_traffic_or_check_health_rolls_back_to_one_version() {
+async fn a_crash_in_any_progressive_step_rolls_back_to_one_version() {
     let env = env().await;
-    let t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 30}), gates(json!({}))).await;
+    let mut t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 30}), gates(json!({}))).await;
     let v1 = env.first_version(&t).await;
     let traffic = env.traffic(&t);
-    for (step, label) in [("shift-traffic", "v2"), ("check-health", "v3")] {
+    for (step, label) in [("shift-traffic", "v2"), ("check-health", "v3"), ("provision", "v4"), ("acceptance", "v5")] {
+        // Provision and Acceptance Test run only when the spec asks for them.
+        t.provisioned_concurrency = (step == "provision").then_some(1);
+        t.acceptance = (step == "acceptance").then(|| spec::Acceptance {
+            project: "e2e-suite".into(),
+            environment: Default::default(),
+            timeout_seconds: 120,
+        });
+        env.store.put(&t).await.unwrap();
         // The step's Lambda fails every time it is invoked for this function (a bad deploy of the deployer).
         let armed = deployer_tests::faults::inject(json!({
             "service": "lambda", "operation": "Invoke", "error": "ServiceException", "count": 1000,
@@ -598,7 +606,10 @@ async fn a_crash_in_shift_traffic_or_check_health_rolls_back_to_one_version() {
         .await;
         let (_, name) = env.push(&t, label, &[]).await;
         let exec = env.wait(&name).await;
-        deployer_tests::faults::disarm(armed["faults"][0]["id"].as_u64().unwrap()).await;
+        let id = armed["faults"][0]["id"].as_u64().unwrap();
+        let fired = deployer_tests::faults::fired(id).await;
+        deployer_tests::faults::disarm(id).await;
+        assert!(fired > 0, "{step} was never invoked");
         assert_eq!(exec.status, "FAILED", "{step}: {exec:?}");
         assert!(exec.cause.contains("Rolled back"), "{step}: {}", exec.cause);
         assert_eq!(env.alias(&t).await, (v1.clone(), None), "{step}: all traffic on the old version, no weights");
