@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -175,16 +175,31 @@ def wait_execution(sm_arn: str, name: str, limit: float = 600) -> dict:
     sys.exit(f"execution {name} did not end in {limit} s")
 
 
-def transitions(execution_arn: str) -> int:
-    n, token = 0, None
+def entered(execution_arn: str) -> list[str]:
+    """The states an execution entered, in order (Step Functions bills each as a transition)."""
+    out, token = [], None
     while True:
         page = sfn.get_execution_history(
             executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
         )
-        n += sum(1 for e in page["events"] if e["type"].endswith("StateEntered"))
+        out += [e["stateEnteredEventDetails"]["name"] for e in page["events"] if e["type"].endswith("StateEntered")]
         token = page.get("nextToken")
         if not token:
-            return n
+            return out
+
+
+def transitions(execution_arn: str) -> int:
+    return len(entered(execution_arn))
+
+
+# The Task states that do a deployment's work; the fewest transitions a path can have is each of those it
+# needed entered once (one readiness check, one health check per canary), plus its end state.
+ESSENTIAL = {"Prepare", "Update Function", "Check Ready", "Smoke Test", "Publish Version", "Shift Traffic",
+             "Check Health", "Shift Alias", "Roll Back", "Finish"}  # fmt: skip
+
+
+def fewest(states: list[str]) -> int:
+    return len({s for s in states if s in ESSENTIAL}) + 1
 
 
 def deployer_calls(u: dict) -> Counter:
@@ -242,6 +257,7 @@ def push_and_follow(sm_arn: str, function: str, version: str, broken: bool = Fal
     d = wait_execution(sm_arn, name)
     settle()
     u = usage()
+    states = entered(d["executionArn"])
     calls = deployer_calls(u)
     n_inv, billed = step_invocations(u)
     return {
@@ -250,7 +266,8 @@ def push_and_follow(sm_arn: str, function: str, version: str, broken: bool = Fal
         "seconds": (live_at - pushed) if live_at else None,
         "execution_seconds": (d["stopDate"] - d["startDate"]).total_seconds(),
         "calls": calls,
-        "transitions": transitions(d["executionArn"]),
+        "states": states,
+        "transitions": len(states),
         "invocations": n_inv,
         "billed_ms": billed,
         "usage": u,
@@ -390,7 +407,10 @@ def fan_out(sm_arn: str, role_arn: str, n: int, version: str) -> dict:
     repo = f"bench-fan-{n}"
     functions = [f"bench-fan{n}-{i:02d}" for i in range(n)]
     for f in functions:
-        put_target(f, repo, role_arn)
+        # 50 cold starts at once on 2 cores: the smoke test's 1 s latency budget is not what is measured here.
+        spec = put_target(f, repo, role_arn)
+        spec["smokeTest"]["latencyBudgetMs"] = 10_000
+        put_target(f, repo, role_arn, smokeTest=spec["smokeTest"])
     results = {}
     for phase, v in (("create", f"{version}-a"), ("update", f"{version}-b")):
         usage(reset=True)
@@ -421,27 +441,6 @@ def fan_out(sm_arn: str, role_arn: str, n: int, version: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
-# the shortest path through the state machine, from its definition
-# ----------------------------------------------------------------------------------------------------
-def shortest(asl: dict, end: str) -> int:
-    states = asl["States"]
-    frontier = deque([(asl["StartAt"], 1)])
-    seen = set()
-    while frontier:
-        name, n = frontier.popleft()
-        if name == end:
-            return n
-        if name in seen:
-            continue
-        seen.add(name)
-        s = states[name]
-        nexts = [s.get("Next"), s.get("Default")] + [c.get("Next") for c in s.get("Choices", [])]
-        nexts += [c["Next"] for c in s.get("Catch", [])]
-        frontier.extend((x, n + 1) for x in nexts if x)
-    return -1
-
-
-# ----------------------------------------------------------------------------------------------------
 def main() -> None:
     started = time.monotonic()
     sm_arn = deploy_stack()
@@ -451,7 +450,6 @@ def main() -> None:
         ecr.create_repository(repositoryName=f"bench-fan-{n}")
     target = "bench-ml-service"
     put_target(target, ML_REPO, role_arn)
-    asl = json.loads((ROOT / "statemachine/deploy.asl.json").read_text())
 
     say("1. deploy path: the first deployment (creates the function), then repeated all-at-once deployments")
     first = push_and_follow(sm_arn, target, "b0")
@@ -529,19 +527,21 @@ def main() -> None:
         print(f"    {n}: create {fan[n]['create']['seconds']:.1f} s, update {fan[n]['update']['seconds']:.1f} s")
 
     write_results(
-        runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, asl, time.monotonic() - started
+        runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, time.monotonic() - started
     )
 
 
 # ----------------------------------------------------------------------------------------------------
-def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, asl, total):
+def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, total):
     d = [r["seconds"] for r in runs]
     b = [x["seconds"] for x in baseline]
     e = [r["execution_seconds"] for r in runs]
     deployer_calls_n = [sum(r["calls"].values()) for r in runs]
     baseline_calls_n = [sum(x["calls"].values()) for x in baseline]
     cases = 2  # the ML target's smoke cases
-    fewest = 4 + cases  # UpdateFunctionCode, GetFunction (once ready), Invoke per case, PublishVersion, UpdateAlias
+    fewest_calls = (
+        4 + cases
+    )  # UpdateFunctionCode, GetFunction (once ready), Invoke per case, PublishVersion, UpdateAlias
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     L = []
@@ -559,12 +559,12 @@ def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_
     w("| | median (s) | spread (s) | API calls per deployment | calls over the fewest |")
     w("|---|---|---|---|---|")
     w(f"| deployer (event -> trigger -> state machine) | {statistics.median(d):.2f} | {spread(d)} | "
-      f"{statistics.median(deployer_calls_n):.0f} | {statistics.median(deployer_calls_n) / fewest:.1f}x |")  # fmt: skip
+      f"{statistics.median(deployer_calls_n):.0f} | {statistics.median(deployer_calls_n) / fewest_calls:.1f}x |")  # fmt: skip
     w(f"| of which inside the state machine | {statistics.median(e):.2f} | {spread(e)} | | |")
     w(f"| usual way (`aws lambda` CLI script) | {statistics.median(b):.2f} | {spread(b)} | "
-      f"{statistics.median(baseline_calls_n):.0f} | {statistics.median(baseline_calls_n) / fewest:.1f}x |")  # fmt: skip
+      f"{statistics.median(baseline_calls_n):.0f} | {statistics.median(baseline_calls_n) / fewest_calls:.1f}x |")  # fmt: skip
     w(f"\n**Ratio**: the deployer takes {statistics.median(d) / statistics.median(b):.2f}x the usual way's time. "
-      f"The fewest calls that can do this are {fewest}: UpdateFunctionCode, one GetFunction that finds it ready, "
+      f"The fewest calls that can do this are {fewest_calls}: UpdateFunctionCode, one GetFunction that finds it ready, "
       f"one Invoke per smoke case ({cases}), PublishVersion, UpdateAlias. The usual way makes one "
       f"smoke Invoke only, polls with `aws lambda wait` (every 5 s), has no lock, no record, no rollback, no "
       f"drift repair; the deployer's extra calls are those (the table below lists them).\n")  # fmt: skip
@@ -578,18 +578,20 @@ def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_
     w("\n## 2. Cost per deployment\n")
     w(f"Step Functions Standard at ${PRICE_TRANSITION} per transition, Lambda at ${PRICE_GB_SECOND}/GB-s "
       f"({STEP_MEMORY_MB} MB steps) and ${PRICE_REQUEST * 1e6:.2f}/M requests, GetMetricData at $0.01 per 1,000 "
-      f"metrics. API calls other than GetMetricData are free. The fewest transitions is the shortest path "
-      f"through `statemachine/deploy.asl.json` to that outcome (one readiness check).\n")  # fmt: skip
+      f"metrics. API calls other than GetMetricData are free. The fewest transitions: each Task state doing a "
+      f"deployment's work (Prepare, Update Function, Check Ready, Smoke Test, Publish Version, Shift Traffic and "
+      f"Check Health for a canary, Shift Alias, Roll Back, Finish) entered once, plus the end state.\n")  # fmt: skip
     w("| deployment | transitions | fewest transitions | step invocations | billed step ms | API calls | cost (USD) |")
     w("|---|---|---|---|---|---|---|")
-    for label, r, end in (
-        ("all at once (median)", runs[mid], "Deployed"),
-        ("canary 50% (2 s bake, 1 s checks)", canary, "Deployed"),
-        ("rollback (smoke test fails)", rollback, "Deployment Failed"),
+    for label, r in (
+        ("all at once (median)", runs[mid]),
+        ("canary 50% (2 s bake, 1 s checks)", canary),
+        ("rollback (smoke test fails)", rollback),
     ):
         c = cost(r["calls"], r["transitions"], r["invocations"], r["billed_ms"])
-        w(f"| {label} | {r['transitions']} | {shortest(asl, end)} | {r['invocations']} | {r['billed_ms']} | "
+        w(f"| {label} | {r['transitions']} | {fewest(r['states'])} | {r['invocations']} | {r['billed_ms']} | "
           f"{sum(r['calls'].values())} | {c:.6f} |")  # fmt: skip
+    w("\nStates entered, all at once: " + " -> ".join(runs[mid]["states"]) + "\n")
     w("\n## 3. Footprint\n")
     w("Step Lambdas (release, static, `provided.al2023`), from every invocation in this run:\n")
     w(
@@ -618,7 +620,10 @@ def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_
     w("Every target deploys the pushed repository; the trigger starts one execution per target. `create` is the "
       f"first push (the functions are created), `update` the second. The stack reserves (and so limits) "
       f"{STEP_CONCURRENCY} concurrent executions per step Lambda (`StepConcurrency`): step throttles are the "
-      f"Lambda 429s Step Functions got invoking them, each retried by the Task with backoff and jitter.\n")  # fmt: skip
+      f"Lambda 429s Step Functions got invoking them, each retried by the Task with backoff and jitter. The "
+      f"targets' smoke-test latency budget is 10 s here (1 s in the service's spec): 50 new versions starting "
+      f"at once on 2 cores take 1.5-2.5 s for their first answers, and a 1 s budget rolls some of them back, "
+      f"as it should.\n")  # fmt: skip
     w(
         "| targets | phase | push -> all done (s) | per target (s) | API calls | transitions | step invocations | throttles | failed |"
     )
