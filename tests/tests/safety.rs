@@ -511,7 +511,8 @@ async fn an_older_image_deployed_by_hand_after_a_newer_one_went_live_changes_not
 }
 
 /// ECR's push times are whole seconds: two images pushed in the same second cannot be ordered. The one that
-/// goes live first stays; the other is refused (superseded, with the reason), never deployed over it.
+/// goes live first stays; the other push is refused (superseded, with the reason), never deployed over it;
+/// an operator who deploys it by hand has chosen it, and it goes live.
 #[tokio::test]
 async fn an_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over_it() {
     let env = env().await;
@@ -539,21 +540,22 @@ async fn an_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over
     let r = env.record_of(&t, lost_name).await;
     assert_eq!(summary(&r).1, "superseded", "{r:?}");
     let cause = r.cause.clone().unwrap_or_default();
-    assert!(cause.contains("same ECR push time") && cause.contains("push it again"), "{r:?}");
-    let versions = env.versions(&t).await;
+    assert!(cause.contains("same ECR push time") && cause.contains("deploy it by hand"), "{r:?}");
 
-    // WHEN an operator re-runs the superseded image's deployment by hand
-    let name = unique("rerun-same-second");
+    // WHEN an operator deploys the held-back image by hand (their choice settles the tie)
+    let name = unique("by-hand-same-second");
     let exec = env.deploy_by_hand(&name, &t, &lost, lost_tag).await;
 
-    // THEN nothing changes
+    // THEN it goes live, recorded as the operator's
     assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
-    assert_eq!(exec.output["supersededBy"], won.as_str(), "{exec:?}");
-    assert_eq!(env.alias(&t).await, (live.clone(), revision), "the alias did not move");
-    assert_eq!(env.versions(&t).await, versions, "no new version");
+    assert_eq!(exec.output["imageDigest"], lost.as_str(), "{exec:?}");
+    let (now_live, _) = env.alias(&t).await;
+    assert_eq!(env.digest_of(&t, &now_live).await, lost);
+    assert_ne!(now_live, live);
     let r = env.record_of(&t, &name).await;
-    assert_eq!(summary(&r), record(&name, "superseded", "manual", Some(&lost), Some(&live), Some(&live)));
-    env.assert_lock_free(&t, "the re-run").await;
+    assert_eq!(summary(&r), record(&name, "deployed", "manual", Some(&lost), Some(&live), Some(&now_live)));
+    env.assert_lock_free(&t, "the deployment by hand").await;
+    let _ = revision;
 }
 
 #[tokio::test]

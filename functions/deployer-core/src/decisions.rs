@@ -314,16 +314,19 @@ pub fn recorded_good_versions(history: &[DeploymentRecord]) -> Vec<String> {
 /// The image already live, and why deploying `digest` (pushed at `pushed_at_ms`) must not replace it: it
 /// was pushed later, or in the same instant ECR reports (its push times are whole seconds), when which of the
 /// two is newer cannot be known. Refusing the tie keeps the invariant (an older image never replaces a newer
-/// one that went live) at the cost of holding the other image back; the reason says how to release it.
+/// one that went live) at the cost of holding the other image back; the reason says how to release it: a
+/// deployment started by hand (`by_hand`: not the trigger's) is an operator's choice, and goes ahead on a tie.
 pub fn superseded_by(
     history: &[DeploymentRecord],
     digest: &ImageDigest,
     pushed_at_ms: Option<i64>,
+    by_hand: bool,
 ) -> Option<(ImageDigest, String)> {
     let live = history.iter().find(|r| matches!(r.outcome, Outcome::Deployed))?;
     let (live_digest, live_pushed) = (live.image_digest.as_ref()?, live.image_pushed_at_ms?);
     let pushed = pushed_at_ms?;
-    if live_digest == digest || pushed > live_pushed {
+    // An operator who names an image by hand, pushed in the same second as the live one, has chosen it.
+    if live_digest == digest || pushed > live_pushed || (pushed == live_pushed && by_hand) {
         return None;
     }
     let why = if pushed < live_pushed {
@@ -336,7 +339,8 @@ pub fn superseded_by(
     } else {
         format!(
             "{digest} and the live {live_digest} (execution {}) have the same ECR push time, so which is newer \
-             cannot be known: the live image stays. To deploy {digest} anyway, push it again (a later push time)",
+             cannot be known: the live image stays. To deploy {digest} anyway, deploy it by hand (`deployctl deploy`, \
+             or an execution input with its digest)",
             live.execution
         )
     };
@@ -722,16 +726,18 @@ mod tests {
         assert_eq!(previous_good_version(&history, "2"), Some(v("1")));
         assert_eq!(previous_good_version(&history, "1"), None);
         assert_eq!(recorded_good_versions(&history), ["1", "2", "3"]);
-        let by = |d: char, at: i64| superseded_by(&history, &digest(d), Some(at)).map(|(by, _)| by);
+        let by = |d: char, at: i64| superseded_by(&history, &digest(d), Some(at), false).map(|(by, _)| by);
         assert_eq!(by('b', 200), Some(digest('c')), "older than live");
         assert_eq!(by('d', 400), None, "newer than live");
         assert_eq!(by('c', 300), None, "the live image itself");
         assert_eq!(by('b', 300), Some(digest('c')), "pushed in the same instant: the live image stays");
-        assert_eq!(superseded_by(&history, &digest('b'), None), None, "no push time: nothing says it is older");
-        assert_eq!(superseded_by(&[], &digest('b'), Some(1)), None, "nothing live");
-        let (_, why) = superseded_by(&history, &digest('b'), Some(300)).unwrap();
-        assert!(why.contains("same ECR push time") && why.contains("push it again"), "{why}");
-        let (_, why) = superseded_by(&history, &digest('b'), Some(200)).unwrap();
+        assert_eq!(superseded_by(&history, &digest('b'), None, false), None, "no push time: nothing says it is older");
+        assert_eq!(superseded_by(&[], &digest('b'), Some(1), false), None, "nothing live");
+        let (_, why) = superseded_by(&history, &digest('b'), Some(300), false).unwrap();
+        assert!(why.contains("same ECR push time") && why.contains("deploy it by hand"), "{why}");
+        assert_eq!(superseded_by(&history, &digest('b'), Some(300), true), None, "a tie chosen by hand goes ahead");
+        assert!(superseded_by(&history, &digest('b'), Some(200), true).is_some(), "older is older, by hand too");
+        let (_, why) = superseded_by(&history, &digest('b'), Some(200), false).unwrap();
         assert!(why.contains("100 ms before") && why.contains("roll back"), "{why}");
         assert_eq!(lock_ttl_ms(300), 1_500_000);
     }

@@ -72,7 +72,10 @@ pub async fn prepare(
         });
     }
     let history = ledger.history(&target.function, 20).await?;
-    let (superseded, superseded_why) = superseded_by(&history, &request.image_digest, image.pushed_at_ms).unzip();
+    // The trigger names its executions deploy-<function>-<digest>; anything else was started by hand.
+    let by_hand = !prepare_input.execution.name.starts_with("deploy-");
+    let (superseded, superseded_why) =
+        superseded_by(&history, &request.image_digest, image.pushed_at_ms, by_hand).unzip();
     let current = lambda.get_function(&target.function, None).await?;
     let alias = match &current {
         Some(_) => lambda.get_alias(&target.function, &target.alias).await?,
