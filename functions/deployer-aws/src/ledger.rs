@@ -37,6 +37,20 @@ impl DynamoLedger {
         DynamoLedger::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
 
+    /// One item of the function's, read consistently.
+    async fn get(&self, function: &FunctionName, sk: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(function, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table }))?;
+        Ok(out.item)
+    }
+
     fn key(function: &FunctionName, sk: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([
             ("function".to_string(), AttributeValue::S(function.to_string())),
@@ -81,32 +95,14 @@ impl DeploymentLedger for DynamoLedger {
         match put {
             Ok(_) => Ok(LockOutcome::Acquired),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                let held = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key(function, LOCK)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table })
-                    })?;
-                let item = held.item();
-                let owner = item.and_then(|i| i.get("owner")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let expires = item
-                    .and_then(|i| i.get("expiresAt"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if item.is_none() {
+                match self.holder(function).await? {
+                    Some((owner, expires_at_ms)) => Ok(LockOutcome::Held { owner, expires_at_ms }),
                     // Released between the two calls: the caller's retry takes it.
-                    return Err(DeployError::Throttled {
+                    None => Err(DeployError::Throttled {
                         service: DYNAMODB,
                         message: "lock released while reading it".into(),
-                    });
+                    }),
                 }
-                Ok(LockOutcome::Held { owner, expires_at_ms: expires })
             }
             Err(e) => Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "PutItem", resource: &self.table })),
         }
@@ -188,16 +184,7 @@ impl DeploymentLedger for DynamoLedger {
     }
 
     async fn holder(&self, function: &FunctionName) -> Result<Option<(String, i64)>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(function, LOCK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table }))?;
-        Ok(out.item().and_then(|i| {
+        Ok(self.get(function, LOCK).await?.and_then(|i| {
             let owner = i.get("owner").and_then(|v| v.as_s().ok())?.clone();
             let expires = i.get("expiresAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
             Some((owner, expires))
@@ -231,16 +218,7 @@ impl DeploymentLedger for DynamoLedger {
     }
 
     async fn command(&self, function: &FunctionName, execution: &str) -> Result<Option<(Command, String)>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(function, &format!("{COMMAND}{execution}"))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "GetItem", resource: &self.table }))?;
-        Ok(out.item().and_then(|i| {
+        Ok(self.get(function, &format!("{COMMAND}{execution}")).await?.and_then(|i| {
             let word = i.get("command").and_then(|v| v.as_s().ok())?;
             let command = serde_json::from_value(serde_json::Value::String(word.clone())).ok()?;
             let reason = i.get("reason").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
