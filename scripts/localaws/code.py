@@ -80,6 +80,12 @@ class CodeStore:
         (cache / "zip").mkdir(parents=True, exist_ok=True)
         (cache / "rootfs").mkdir(parents=True, exist_ok=True)
 
+    def clear(self) -> None:
+        """Remove every unpacked package and image (at start: the functions they belonged to are gone)."""
+        for d in ("zip", "rootfs"):
+            shutil.rmtree(self.cache / d, ignore_errors=True)
+            (self.cache / d).mkdir(parents=True, exist_ok=True)
+
     def _lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
@@ -172,7 +178,10 @@ class CodeStore:
         if not config_blob.exists():
             raise CodeError("InvalidImage", f"The config blob of {resolved.resolved_uri} is missing.")
         config = json.loads(config_blob.read_bytes()).get("config") or {}
-        key = resolved.digest.split(":", 1)[1]
+        # Keyed by the layers, not the image: images that differ only in their config (ENV, CMD) share
+        # one unpacked tree, as they share their layer blobs in the registry.
+        layers = [layer["digest"] for layer in manifest.get("layers", [])]
+        key = hashlib.sha256("\n".join(layers).encode()).hexdigest()
         root = self.cache / "rootfs" / key
         with self._lock(key):
             if not root.exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -48,6 +49,12 @@ class Registry:
         self.region = region
         self.account_id = account_id
         self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Remove every stored blob and upload (at start: the images they belonged to are gone)."""
+        for d in (self.blobs, self.uploads):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True, exist_ok=True)
 
     # -- storage used by the Lambda code loader -------------------------------------------------
     def blob_path(self, digest: str) -> Path:

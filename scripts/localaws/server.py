@@ -280,6 +280,11 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     cloudformation.install(lambda_service)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())
     server = make_server("127.0.0.1", port, app, threaded=True)
+    # Bound, so this is the only server of this state dir. Nothing survives a restart (moto keeps its state in
+    # memory): the registry blobs and unpacked code a previous run left are orphans. Clear them, or the state
+    # dir grows with every run (by gigabytes over a few test runs).
+    registry.clear()
+    code.clear()
 
     import signal
 

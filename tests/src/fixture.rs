@@ -31,6 +31,28 @@ pub fn binary() -> &'static Path {
     })
 }
 
+/// The fixture image's build context: `rootfs/var/runtime/bootstrap`, prepared once per test binary.
+/// The file and its folders carry the binary's mtime, so every image of one binary has the same layer (one
+/// blob in the registry, one unpacked tree in local AWS), as an image rebuilt from an unchanged context does;
+/// the images still differ by their config (the build arguments become `ENV`).
+pub fn context() -> &'static Path {
+    static CONTEXT: OnceLock<PathBuf> = OnceLock::new();
+    CONTEXT.get_or_init(|| {
+        let context = target_dir().join("fixture-context");
+        let runtime = context.join("rootfs/var/runtime");
+        std::fs::create_dir_all(&runtime).expect("context dir");
+        // Copy, then rename over: another test binary's build may be reading the old file.
+        let tmp = runtime.join(crate::unique("bootstrap"));
+        std::fs::copy(binary(), &tmp).expect("copy fixture");
+        std::fs::rename(&tmp, runtime.join("bootstrap")).expect("place fixture");
+        let built = std::fs::metadata(binary()).and_then(|m| m.modified()).expect("fixture mtime");
+        for path in [runtime.join("bootstrap"), runtime.clone(), context.join("rootfs/var"), context.join("rootfs")] {
+            std::fs::File::open(&path).and_then(|f| f.set_modified(built)).expect("set the context's mtimes");
+        }
+        context
+    })
+}
+
 /// A provided.al2023 zip package: the fixture as `bootstrap`.
 pub fn zip() -> Vec<u8> {
     let bytes = std::fs::read(binary()).expect("fixture binary");
@@ -53,22 +75,28 @@ pub fn push_image(repo: &str, tag: &str, variant: &str) -> String {
 
 /// As [`push_image`], with any of the Dockerfile's build arguments (VARIANT, BROKEN, INIT).
 pub fn push_image_with(repo: &str, tag: &str, args: &[(&str, &str)]) -> String {
+    build_and_push(repo, tag, args, false)
+}
+
+/// As [`push_image`], keeping the image in buildah's storage as `repo:tag` afterwards, for a test that
+/// pushes it again elsewhere at a moment of its choosing (`scripts/build-image` removes it otherwise).
+pub fn stage_image(repo: &str, tag: &str, variant: &str) -> String {
+    build_and_push(repo, tag, &[("VARIANT", variant)], true)
+}
+
+fn build_and_push(repo: &str, tag: &str, args: &[(&str, &str)], keep: bool) -> String {
     let dockerfile = workspace_root().join("tests/fixture-fn/Dockerfile");
-    let context = target_dir().join("fixture-context");
-    std::fs::create_dir_all(&context).expect("context dir");
-    // Copy, then rename over: builds running in parallel each read a whole file.
-    let tmp = context.join(crate::unique("fixture-fn"));
-    std::fs::copy(binary(), &tmp).expect("copy fixture");
-    std::fs::rename(&tmp, context.join("fixture-fn")).expect("place fixture");
+    let context = context();
     let out = Command::new(workspace_root().join("scripts/build-image"))
         .arg("--file")
         .arg(&dockerfile)
         .arg("--context")
-        .arg(&context)
+        .arg(context)
         .args(["--name", &format!("{repo}:{tag}")])
         .args(args.iter().flat_map(|(k, v)| ["--build-arg".to_string(), format!("{k}={v}")]))
         .args(["--push", &format!("{}/{repo}:{tag}", crate::sdk::registry())])
         .arg("--insecure")
+        .args(keep.then_some("--keep"))
         .output()
         .expect("scripts/build-image runs");
     assert!(out.status.success(), "scripts/build-image failed:\n{}", String::from_utf8_lossy(&out.stderr));

@@ -918,7 +918,7 @@ async fn wrong_requests_get_the_errors_aws_gives() {
     // A push to a repository that does not exist fails as ECR's does.
     let out = std::process::Command::new(fixture::workspace_root().join("scripts/build-image"))
         .args(["--file", "tests/fixture-fn/Dockerfile", "--context"])
-        .arg(fixture::target_dir().join("fixture-context"))
+        .arg(fixture::context())
         .args([
             "--name",
             "nowhere:x",

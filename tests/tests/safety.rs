@@ -206,7 +206,7 @@ impl Env {
     async fn stage(&self, t: &TargetSpec, label: &str) -> String {
         let tag = format!("{}-{label}", t.function);
         let staged = tag.clone();
-        tokio::task::spawn_blocking(move || fixture::push_image(STAGING, &staged, &staged)).await.unwrap();
+        tokio::task::spawn_blocking(move || fixture::stage_image(STAGING, &staged, &staged)).await.unwrap();
         tag
     }
 
