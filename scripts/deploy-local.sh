@@ -4,19 +4,25 @@
 # and create (or update) the CloudFormation stack.
 #
 #   scripts/deploy-local.sh [--stack NAME] --repositories repo1,repo2 [--param KEY=VALUE]... [--release]
+#                           [--build-tests]
 #
+# A debug build is one `cargo build --workspace --bins`, the demo's own build, so the two share every compiled
+# dependency. --build-tests adds the test targets, as `cargo test --workspace` builds them: the tests pass it, so
+# a test run compiles the AWS SDK once (a build of only some packages, or without the dev-dependencies, resolves
+# other features and compiles the SDK again).
 # Needs local AWS running (scripts/local-aws start). Prints the stack's outputs as KEY=VALUE lines.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-stack=lambda-deployer repositories="" profile=debug extra=()
+stack=lambda-deployer repositories="" profile=debug extra=() with_tests=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stack) stack=$2; shift 2 ;;
     --repositories) repositories=$2; shift 2 ;;
     --release) profile=release; shift ;;
+    --build-tests) with_tests=(--tests); shift ;;
     --param) extra+=("$2"); shift 2 ;;
     *) die "unknown argument $1 (see the header of scripts/deploy-local.sh)" ;;
   esac
@@ -33,9 +39,9 @@ say "building the step functions ($profile)"
 pkgs=()
 for b in "${binaries[@]}"; do pkgs+=(-p "$b"); done
 if [[ $profile == release ]]; then
-  cargo build --quiet --release "${pkgs[@]}"
+  cargo build --quiet --release "${pkgs[@]}"  # only the step functions: each is linked with LTO
 else
-  cargo build --quiet "${pkgs[@]}"
+  cargo build --quiet --workspace --bins "${with_tests[@]}"
 fi
 
 zips="$target_dir/lambda-zips/$profile"

@@ -16,6 +16,16 @@ if [[ "${1:-}" == "--" ]]; then
   cargo_args=("$@")
 fi
 
+# A full run from a clean clone writes about NEEDED_GB (the target dir, buildah's storage, local AWS's
+# registry): say so now, not when a build or an image push fails with "no space left on device".
+NEEDED_GB=14
+target_root=${CARGO_TARGET_DIR:-$ROOT/target}
+free_gb=$(df -Pk "$ROOT" | awk 'NR == 2 { print int($4 / 1048576) }')
+if [[ -n "$free_gb" && $free_gb -lt $NEEDED_GB ]]; then
+  echo "warning: only ${free_gb} GB free on the disk of $ROOT; a full run from scratch needs about ${NEEDED_GB} GB" \
+    "(free some, or point CARGO_TARGET_DIR at a larger disk)" >&2
+fi
+
 ensure_debian_packages buildah curl
 ensure_venv
 ensure_checkov
@@ -53,7 +63,7 @@ step "local AWS lifecycle" bash tests/scripts/local_aws_lifecycle.sh
 
 scripts/local-aws start
 trap 'scripts/local-aws stop >/dev/null || true' EXIT
-reports="${CARGO_TARGET_DIR:-$ROOT/target}/test-reports"
+reports="$target_root/test-reports"
 rm -rf "$reports"
 step "cargo test" cargo test --workspace --no-fail-fast "${cargo_args[@]}"
 
@@ -62,6 +72,9 @@ say "summary"
 for r in "$reports"/*.txt; do [[ -f "$r" ]] && sed 's/^/  /' "$r"; done
 for p in "${passed[@]}"; do echo "  ok      $p"; done
 for f in "${failed[@]}"; do echo "  FAILED  $f"; done
+# What the run left on disk (the figure NEEDED_GB above comes from).
+echo "  disk: $(du -sh "$target_root" 2>/dev/null | cut -f1) target dir, $(du -sh "$LOCAL_AWS_STATE" 2>/dev/null | cut -f1)" \
+  "local AWS state, $(df -Ph "$ROOT" | awk 'NR == 2 { print $4 }') free"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "${#failed[@]} step(s) failed; the local AWS log is $LOCAL_AWS_STATE/server.log" >&2
   exit 1

@@ -48,6 +48,8 @@ pub fn ensure() -> &'static Stack {
             // Every function the tests deploy is named e2e-..., every service role e2e-...
             .args(["--param", "TargetFunctionPrefix=e2e-", "--param", "TargetRolePrefix=e2e-"])
             .args(["--param", "Notifications=true"])
+            // The same build as `cargo test --workspace`: its compiled dependencies are reused.
+            .arg("--build-tests")
             .env("AWS_ENDPOINT_URL", crate::sdk::endpoint())
             .output()
             .expect("scripts/deploy-local.sh runs");

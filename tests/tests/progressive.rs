@@ -47,12 +47,13 @@ async fn env() -> Env {
     }
 }
 
-/// `deployctl`, built once for this test binary.
+/// `deployctl`, built once for this test binary, by the build `scripts/deploy-local.sh --build-tests` makes
+/// (the same features as `cargo test --workspace`, so nothing is compiled twice).
 fn deployctl() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "deployctl"])
+            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
             .current_dir(fixture::workspace_root())
             .output()
             .expect("cargo runs");
