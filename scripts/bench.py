@@ -102,7 +102,7 @@ def spread(values: list[float]) -> str:
 # ----------------------------------------------------------------------------------------------------
 # setup
 # ----------------------------------------------------------------------------------------------------
-def deploy_stack() -> str:
+def deploy_stack() -> tuple[str, float]:
     repos = ",".join([ML_REPO] + [f"bench-fan-{n}" for n in FAN_OUT])
     say("deploying the deployer stack (release build of every step)")
     t = time.monotonic()
@@ -111,9 +111,10 @@ def deploy_stack() -> str:
          "--param", "TargetFunctionPrefix=bench-", "--param", "TargetRolePrefix=bench-",
          "--param", f"StepConcurrency={STEP_CONCURRENCY}"]
     )  # fmt: skip
-    print(f"    stack deployed in {time.monotonic() - t:.0f} s")
+    seconds = time.monotonic() - t
+    print(f"    stack deployed in {seconds:.0f} s")
     outputs = cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Outputs"]
-    return next(o["OutputValue"] for o in outputs if o["OutputKey"] == "StateMachineArn")
+    return next(o["OutputValue"] for o in outputs if o["OutputKey"] == "StateMachineArn"), seconds
 
 
 def role() -> str:
@@ -443,7 +444,7 @@ def fan_out(sm_arn: str, role_arn: str, n: int, version: str) -> dict:
 # ----------------------------------------------------------------------------------------------------
 def main() -> None:
     started = time.monotonic()
-    sm_arn = deploy_stack()
+    sm_arn, setup = deploy_stack()
     role_arn = role()
     ecr.create_repository(repositoryName=ML_REPO)
     for n in FAN_OUT:
@@ -527,12 +528,12 @@ def main() -> None:
         print(f"    {n}: create {fan[n]['create']['seconds']:.1f} s, update {fan[n]['update']['seconds']:.1f} s")
 
     write_results(
-        runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, time.monotonic() - started
+        runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, time.monotonic() - started, setup
     )
 
 
 # ----------------------------------------------------------------------------------------------------
-def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, total):
+def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_usage, inf, fan, total, setup):
     d = [r["seconds"] for r in runs]
     b = [x["seconds"] for x in baseline]
     e = [r["execution_seconds"] for r in runs]
@@ -547,7 +548,8 @@ def write_results(runs, baseline, first, canary, rollback, steps, ml_binary, ml_
     L = []
     w = L.append
     w("# Benchmarks\n")
-    w(f"Written by `scripts/bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, in {total / 60:.1f} min. "
+    w(f"Written by `scripts/bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, in {total / 60:.1f} min "
+      f"({setup / 60:.1f} of them building the step Lambdas in release and deploying the stack). "
       f"Machine: {os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB, {platform.system()} {platform.release()}; "
       f"local AWS (moto + this project's extensions) on the same machine, its simulated Lambda update taking "
       f"{os.environ.get('LOCAL_AWS_LAMBDA_UPDATE_DELAY', '1.0')} s. Every Lambda is the release build. Times "

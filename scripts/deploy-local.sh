@@ -55,7 +55,8 @@ import sys, zipfile
 src, dst = sys.argv[1], sys.argv[2]
 info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
 info.external_attr = 0o100755 << 16
-with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z, open(src, "rb") as f:
+info.compress_type = zipfile.ZIP_DEFLATED  # writestr takes a ZipInfo's own type (stored), not the archive's
+with zipfile.ZipFile(dst, "w") as z, open(src, "rb") as f:
     z.writestr(info, f.read())
 PY
   # A key per content: a changed binary changes the template, so an update replaces the code.

@@ -18,7 +18,7 @@ fi
 
 # A full run from a clean clone writes about NEEDED_GB (the target dir, buildah's storage, local AWS's
 # registry): say so now, not when a build or an image push fails with "no space left on device".
-NEEDED_GB=14
+NEEDED_GB=8
 target_root=${CARGO_TARGET_DIR:-$ROOT/target}
 free_gb=$(df -Pk "$ROOT" | awk 'NR == 2 { print int($4 / 1048576) }')
 if [[ -n "$free_gb" && $free_gb -lt $NEEDED_GB ]]; then
