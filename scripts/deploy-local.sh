@@ -39,7 +39,7 @@ say "building the step functions ($profile)"
 pkgs=()
 for b in "${binaries[@]}"; do pkgs+=(-p "$b"); done
 if [[ $profile == release ]]; then
-  cargo build --quiet --release "${pkgs[@]}"  # only the step functions: each is linked with LTO
+  cargo build --quiet --release "${pkgs[@]}"  # only what ships: the step functions
 else
   cargo build --quiet --workspace --bins "${with_tests[@]}"
 fi
