@@ -2,7 +2,8 @@
 # The lifecycle of local AWS as scripts/local-aws manages it, on a spare port and a throwaway state folder:
 # status when stopped, start, a second start that reuses the server, stop that leaves no process of its
 # session behind (a warm function process included), a second stop, and start refusing a port taken by
-# something else. Leaves alone any local AWS on another port.
+# something else, and a start clearing what the last server left (only when it really starts). Leaves alone
+# any local AWS on another port.
 #
 #   bash tests/scripts/local_aws_lifecycle.sh
 #
@@ -206,6 +207,21 @@ check "stop again exits 0 and says it is not running" "exit $rc: $output" \
 run "$local_aws" status
 check "status exits 3 after stop" "exit $rc: $output" test "$rc" -eq 3
 
+# -- a start clears what the last server left (its images and functions died with it) -----------
+blob="$LOCAL_AWS_STATE/registry/blobs/sha256/left-by-the-last-run"
+tree="$LOCAL_AWS_STATE/cache/rootfs/left-by-the-last-run"
+mkdir -p "$(dirname "$blob")" "$tree"
+echo old >"$blob"
+echo old >"$tree/bootstrap"
+run "$local_aws" start
+check "a start after a stop exits 0" "exit $rc: $output" test "$rc" -eq 0
+check "that start cleared the registry blobs and unpacked code the last server left" \
+  "left: $(ls "$(dirname "$blob")" "$(dirname "$tree")" 2>&1)" test ! -e "$blob" -a ! -e "$tree"
+echo live >"$blob"
+run "$local_aws" start
+check "a start that finds the server running clears nothing" "exit $rc: $output" test "$rc" -eq 0 -a -e "$blob"
+"$local_aws" stop >/dev/null
+
 # -- a port taken by something else -------------------------------------------------------------
 "$python" -m http.server "$LOCAL_AWS_PORT" --bind 127.0.0.1 --directory "$LOCAL_AWS_STATE" >/dev/null 2>&1 &
 squatter=$!
@@ -220,6 +236,7 @@ n=$(servers)
 check "start started no server and left the other process running" \
   "servers: $n, pidfile: $(cat "$pidfile" 2>/dev/null || echo none)" \
   test "$n" -eq 0 -a ! -e "$pidfile" -a -d "/proc/$squatter"
+check "a start that fails clears nothing" "$(ls "$(dirname "$blob")" 2>&1)" test -e "$blob"
 kill "$squatter" 2>/dev/null || true
 wait "$squatter" 2>/dev/null || true
 squatter=""
