@@ -472,6 +472,43 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
 }
 
 #[tokio::test]
+async fn a_canary_stopped_from_the_console_goes_back_to_one_version_and_frees_the_lock() {
+    // GIVEN a canary baking (20% of the traffic on v2), with traffic flowing through the alias
+    let env = env().await;
+    let t = env.target(json!({"type": "canary", "percent": 20, "bakeSeconds": 600}), gates(json!({}))).await;
+    let v1 = env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    let (v2, _) = env.until_weighted(&t).await;
+
+    // WHEN an operator stops the execution (the console's "Stop execution": StopExecution, no deployctl)
+    let arn = env.stack.execution_arn(&name);
+    env.sfn.stop_execution().execution_arn(&arn).cause("stopped from the console").send().await.unwrap();
+    assert_eq!(stack::finished(&env.sfn, &arn, TIMEOUT).await.status, "ABORTED");
+
+    // THEN its status-change event puts all traffic back on v1, records the execution, and frees the lock
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let record = loop {
+        let records = env.ledger.history(&t.function, 10).await.unwrap();
+        if let Some(r) = records.into_iter().find(|r| r.execution == name) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no record of the stopped execution {name}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(env.alias(&t).await, (v1.clone(), None));
+    assert_eq!(record.outcome, Outcome::Abandoned);
+    let cause = record.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains(&format!("20% of alias live's traffic to version {v2}; all of it is back on version {v1}")),
+        "{cause}"
+    );
+    assert_eq!(env.ledger.holder(&t.function).await.unwrap(), None);
+    let seen = traffic.stop().await;
+    assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
+}
+
+#[tokio::test]
 async fn provisioned_concurrency_is_ready_on_the_new_version_before_traffic_moves() {
     let env = env().await;
     let mut t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 3}), gates(json!({}))).await;

@@ -1,9 +1,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{FunctionName, ImageDigest};
+use crate::ids::{FunctionName, ImageDigest, Version};
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
-use crate::ports::{Command, DeploymentLedger, ImageRegistry};
+use crate::ports::{Command, DeploymentLedger, FunctionApi, ImageRegistry, TargetStore};
 use crate::DeployError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +125,9 @@ pub struct Ended {
     pub recorded: bool,
     /// The function's lock was still this execution's, and is now free.
     pub released: bool,
+    /// The execution died mid-shift, leaving the alias weighted: what was done about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
 }
 
 /// Step Functions' "Execution Status Change" event (EventBridge) for an execution that ended without
@@ -132,7 +135,19 @@ pub struct Ended {
 /// StopExecution), times out, or fails outside the steps never gets there: its lock would be held until it
 /// expires, and it would leave no record. This releases the lock if that execution still holds it, and
 /// records the execution if Finish did not.
-pub async fn execution_ended(ledger: &impl DeploymentLedger, event: &Value, now_ms: i64) -> Result<Ended, DeployError> {
+///
+/// An execution stopped mid-shift (a canary baking, a linear step) leaves the alias weighted between the
+/// version it replaces and a version no gate has passed. While the dead execution still holds the lock (so
+/// no other deployment is moving the alias), all traffic goes back to the alias's main version, the one
+/// being replaced, before the lock is released. Each write is idempotent, so EventBridge's retry of a
+/// failed attempt finishes the job.
+pub async fn execution_ended(
+    ledger: &impl DeploymentLedger,
+    targets: &impl TargetStore,
+    lambda: &impl FunctionApi,
+    event: &Value,
+    now_ms: i64,
+) -> Result<Ended, DeployError> {
     let detail = event.get("detail").filter(|d| d.is_object()).ok_or_else(|| {
         DeployError::invalid("a Step Functions status-change event has a `detail` object; this event has none")
     })?;
@@ -153,18 +168,28 @@ pub async fn execution_ended(ledger: &impl DeploymentLedger, event: &Value, now_
         function: function.clone(),
         recorded: false,
         released: false,
+        restored: None,
     };
     let Some(function) = function.filter(|_| matches!(status.as_str(), "ABORTED" | "TIMED_OUT" | "FAILED")) else {
         tracing::info!(execution = %name, %status, "status change: nothing to do");
         return Ok(ended);
     };
+    let holds_lock = ledger.holder(&function).await?.is_some_and(|(owner, _)| owner == name);
+    if holds_lock {
+        ended.restored = unweight_alias(targets, lambda, &function, &name, &status).await?;
+    }
     if !ledger.history(&function, 50).await?.iter().any(|r| r.execution == name) {
         let error = field("error").filter(|e| !e.is_empty());
         let detail_cause = field("cause").filter(|c| !c.is_empty());
+        let alias = match &ended.restored {
+            Some(restored) => format!("{restored} (check it with `deployctl history` and `aws lambda get-alias`)"),
+            None => "the alias was left where the last step that ran put it (on one published version, or \
+                     weighted by a shift another execution now owns): check it with `deployctl history` and \
+                     `aws lambda get-alias`"
+                .to_string(),
+        };
         let cause = format!(
-            "execution {name} ended {status} before it recorded itself{}; the alias was left where the last \
-             step that ran put it (every step leaves it on a published version): check it with `deployctl history` \
-             and `aws lambda get-alias`",
+            "execution {name} ended {status} before it recorded itself{}; {alias}",
             match (&error, &detail_cause) {
                 (Some(e), Some(c)) => format!(" ({e}: {c})"),
                 (Some(e), None) => format!(" ({e})"),
@@ -194,9 +219,38 @@ pub async fn execution_ended(ledger: &impl DeploymentLedger, event: &Value, now_
     ended.released = ledger.release(&function, &name).await?;
     tracing::warn!(
         function = %function, execution = %name, %status, recorded = ended.recorded, released = ended.released,
-        "execution ended without success"
+        restored = ended.restored.as_deref().unwrap_or("nothing to restore"), "execution ended without success"
     );
     Ok(ended)
+}
+
+/// Put all of the alias's traffic back on its main version if it is weighted; what was done, if anything.
+async fn unweight_alias(
+    targets: &impl TargetStore,
+    lambda: &impl FunctionApi,
+    function: &FunctionName,
+    execution: &str,
+    status: &str,
+) -> Result<Option<String>, DeployError> {
+    let Some(spec) = targets.get(function).await? else {
+        return Ok(None);
+    };
+    let Some(alias) = lambda.get_alias(function, &spec.alias).await? else {
+        return Ok(None);
+    };
+    let Some((candidate, weight)) = alias.additional.clone() else {
+        return Ok(None);
+    };
+    let main = Version::parse(&alias.version)?;
+    let description = format!("all traffic on version {main}: execution {execution} ended {status} mid-shift");
+    lambda.update_alias(function, &spec.alias, &main, &description, &alias.revision_id).await?;
+    let restored = format!(
+        "its shift had sent {}% of alias {}'s traffic to version {candidate}; all of it is back on version {main}",
+        (weight * 100.0).round(),
+        spec.alias
+    );
+    tracing::warn!(%function, %execution, %restored, "weighted alias restored");
+    Ok(Some(restored))
 }
 
 /// `2026-11-27T06:00:00.123Z` for milliseconds since the epoch (the shape Step Functions gives start times in).

@@ -2,10 +2,11 @@
 //! lock if this execution holds it.
 
 use deployer_core::decisions::Drift;
+use deployer_core::ids::AliasName;
 use deployer_core::plan::{
     Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
 };
-use deployer_core::ports::{Command, DeploymentLedger};
+use deployer_core::ports::{Command, DeploymentLedger, FunctionApi, Routing};
 use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Finished};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
@@ -467,8 +468,15 @@ async fn an_aborted_execution_that_never_reached_finish_is_recorded_and_its_lock
     let ledger = locked_by(EXECUTION);
 
     // WHEN its status-change event arrives
-    let out =
-        execution_ended(&ledger, &status_change(EXECUTION, "ABORTED", &deploy_input()), NOW_MS + 5).await.unwrap();
+    let out = execution_ended(
+        &ledger,
+        &FakeStore::default(),
+        &FakeLambda::new(),
+        &status_change(EXECUTION, "ABORTED", &deploy_input()),
+        NOW_MS + 5,
+    )
+    .await
+    .unwrap();
 
     // THEN the lock is free, and the record says what happened and where to look
     assert_eq!(ledger.lock(FN), None);
@@ -495,7 +503,7 @@ async fn a_timed_out_rollback_keeps_its_error_and_frees_only_its_own_lock() {
     event["detail"]["error"] = json!("States.Timeout");
 
     // WHEN its status-change event arrives
-    let out = execution_ended(&ledger, &event, NOW_MS).await.unwrap();
+    let out = execution_ended(&ledger, &FakeStore::default(), &FakeLambda::new(), &event, NOW_MS).await.unwrap();
 
     // THEN it is recorded as the operator's, and the other execution's lock is left alone
     assert_eq!((out.recorded, out.released), (true, false));
@@ -512,7 +520,15 @@ async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
     ledger.seed_record(v2_record(EXECUTION, "ecr-push", Outcome::RolledBack));
 
     // WHEN its status-change event arrives
-    let out = execution_ended(&ledger, &status_change(EXECUTION, "FAILED", &deploy_input()), NOW_MS).await.unwrap();
+    let out = execution_ended(
+        &ledger,
+        &FakeStore::default(),
+        &FakeLambda::new(),
+        &status_change(EXECUTION, "FAILED", &deploy_input()),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
 
     // THEN nothing more is written
     assert_eq!((out.recorded, out.released), (false, false));
@@ -523,7 +539,15 @@ async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
 async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for (status, input) in [("SUCCEEDED", deploy_input()), ("RUNNING", deploy_input()), ("ABORTED", json!({"x": 1}))] {
-        let out = execution_ended(&ledger, &status_change(EXECUTION, status, &input), NOW_MS).await.unwrap();
+        let out = execution_ended(
+            &ledger,
+            &FakeStore::default(),
+            &FakeLambda::new(),
+            &status_change(EXECUTION, status, &input),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
         assert_eq!((out.recorded, out.released), (false, false), "{status} {input}");
     }
     assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
@@ -534,7 +558,8 @@ async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_noth
 async fn an_event_that_is_not_a_status_change_is_refused_and_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for event in [json!({"detail-type": "x"}), json!({"detail": {"name": EXECUTION}}), json!({"detail": "ABORTED"})] {
-        let err = execution_ended(&ledger, &event, NOW_MS).await.unwrap_err();
+        let err =
+            execution_ended(&ledger, &FakeStore::default(), &FakeLambda::new(), &event, NOW_MS).await.unwrap_err();
         assert_eq!(err.name(), "InvalidInput", "{event}");
         assert!(err.to_string().contains("detail"), "{err}");
     }
@@ -561,6 +586,8 @@ async fn an_operators_promote_or_abort_reaches_the_running_deployment() {
     // ... and its execution, should it fail, is not mistaken for an abandoned deployment
     let out = execution_ended(
         &ledger,
+        &FakeStore::default(),
+        &FakeLambda::new(),
         &status_change("cmd-1", "FAILED", &json!({"action": "abort", "function": FN})),
         NOW_MS,
     )
@@ -584,4 +611,83 @@ async fn a_command_with_nothing_running_or_a_bad_action_is_refused_and_changes_n
         assert!(err.name() == "InvalidInput" && err.to_string().contains(says), "{bad}: {err}");
     }
     assert_eq!(ledger.command(&fname(FN), EXECUTION).await.unwrap(), None);
+}
+
+/// Version 1 behind the alias, version 2 published and getting `weight` of its traffic (a canary baking).
+async fn mid_shift(weight: f64) -> FakeLambda {
+    let lambda = FakeLambda::new();
+    let one = lambda.seed_release(&spec(), &v1());
+    lambda.seed_alias(&spec(), &one, "deployer previous=none image=111111111111 execution=first");
+    let two = lambda.seed_release(&spec(), &v2());
+    let rev = lambda.alias(FN, "live").unwrap().revision_id;
+    let routing = Routing { main: one, candidate: two, weight };
+    lambda.route_alias(&fname(FN), &AliasName::parse("live").unwrap(), &routing, "canary", &rev).await.unwrap();
+    lambda
+}
+
+#[tokio::test]
+async fn an_execution_stopped_mid_canary_puts_all_traffic_back_on_the_version_it_replaced() {
+    // GIVEN v2's canary sends 10% of the alias's traffic to version 2, and an operator stops the execution
+    let (ledger, store, lambda) = (locked_by(EXECUTION), FakeStore::with([spec()]), mid_shift(0.1).await);
+
+    // WHEN its status-change event arrives
+    let event = status_change(EXECUTION, "ABORTED", &deploy_input());
+    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+
+    // THEN the alias serves version 1 alone, the record says so, and the lock is free
+    let alias = lambda.alias(FN, "live").unwrap();
+    assert_eq!((alias.version.as_str(), alias.additional), ("1", None));
+    let restored = out.restored.clone().unwrap_or_default();
+    assert!(restored.contains("10% of alias live's traffic to version 2; all of it is back on version 1"), "{out:?}");
+    assert_eq!((out.recorded, out.released), (true, true));
+    assert_eq!(ledger.lock(FN), None);
+    let cause = ledger.records(FN)[0].cause.clone().unwrap_or_default();
+    assert!(cause.contains(&restored) && cause.contains("ended ABORTED"), "{cause}");
+}
+
+#[tokio::test]
+async fn a_weighted_alias_another_execution_owns_or_a_single_version_alias_is_left_alone() {
+    // GIVEN a canary that is another execution's (it holds the lock now)
+    let (ledger, store, lambda) = (locked_by("deploy-someone-else"), FakeStore::with([spec()]), mid_shift(0.3).await);
+    let event = status_change(EXECUTION, "TIMED_OUT", &deploy_input());
+    let set_up = lambda.calls.lock().unwrap().len();
+    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    // THEN its weights stay, and nothing asked Lambda anything
+    assert_eq!(out.restored, None);
+    assert_eq!(lambda.alias(FN, "live").unwrap().additional, Some(("2".to_string(), 0.3)));
+    assert_eq!(lambda.calls.lock().unwrap().len(), set_up);
+
+    // GIVEN the dead execution's lock, and an alias already on one version (it died before any shift)
+    let (ledger, lambda) = (locked_by(EXECUTION), FakeLambda::new());
+    let one = lambda.seed_release(&spec(), &v1());
+    lambda.seed_alias(&spec(), &one, "deployer previous=none image=111111111111 execution=first");
+    let set_up = lambda.calls.lock().unwrap().len();
+    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    // THEN the alias is read, not written, and the record says where it was left
+    assert_eq!((out.restored, out.released), (None, true));
+    let calls = lambda.calls.lock().unwrap()[set_up..].to_vec();
+    assert!(calls.len() == 1 && calls[0].starts_with("GetAlias"), "{calls:?}");
+    let cause = ledger.records(FN)[0].cause.clone().unwrap_or_default();
+    assert!(cause.contains("the alias was left where the last step that ran put it"), "{cause}");
+}
+
+#[tokio::test]
+async fn a_failed_restore_keeps_the_lock_and_writes_nothing_until_the_retry_completes_it() {
+    // GIVEN a canary mid-bake whose execution is stopped, and UpdateAlias fails once
+    let (ledger, store, lambda) = (locked_by(EXECUTION), FakeStore::with([spec()]), mid_shift(0.1).await);
+    let unavailable = DeployError::AwsUnavailable { service: "lambda", message: "Rate exceeded".into() };
+    lambda.fail_next("UpdateAlias", 1, unavailable.clone());
+    let event = status_change(EXECUTION, "ABORTED", &deploy_input());
+
+    // WHEN the event is handled: the error propagates, the lock stays, nothing is recorded
+    let err = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap_err();
+    assert_eq!(err, unavailable);
+    assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
+    assert!(ledger.records(FN).is_empty());
+    assert_eq!(lambda.alias(FN, "live").unwrap().additional, Some(("2".to_string(), 0.1)));
+
+    // AND EventBridge's retry finishes the job
+    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    assert_eq!((out.recorded, out.released, out.restored.is_some()), (true, true, true));
+    assert_eq!(lambda.alias(FN, "live").unwrap().additional, None);
 }
