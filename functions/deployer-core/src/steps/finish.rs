@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::decisions::clip;
 use crate::ids::{FunctionName, ImageDigest, Version};
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
 use crate::ports::{Command, DeploymentLedger, FunctionApi, ImageRegistry, TargetStore};
@@ -242,7 +243,9 @@ async fn unweight_alias(
         return Ok(None);
     };
     let main = Version::parse(&alias.version)?;
-    let description = format!("all traffic on version {main}: execution {execution} ended {status} mid-shift");
+    // As Roll Back writes it: the alias is back on a version whose own predecessor this step does not know.
+    let reason = format!("execution {execution} ended {status} mid-shift");
+    let description = format!("deployer previous=none rolled-back-to={main} reason={}", clip(&reason, 120));
     lambda.update_alias(function, &spec.alias, &main, &description, &alias.revision_id).await?;
     let restored = format!(
         "its shift had sent {}% of alias {}'s traffic to version {candidate}; all of it is back on version {main}",

@@ -636,7 +636,8 @@ async fn an_execution_stopped_mid_canary_puts_all_traffic_back_on_the_version_it
 
     // THEN the alias serves version 1 alone, the record says so, and the lock is free
     let alias = lambda.alias(FN, "live").unwrap();
-    assert_eq!((alias.version.as_str(), alias.additional), ("1", None));
+    assert_eq!((alias.version.as_str(), alias.additional.clone()), ("1", None));
+    assert!(alias.description.starts_with("deployer previous=none rolled-back-to=1 reason=execution "), "{alias:?}");
     let restored = out.restored.clone().unwrap_or_default();
     assert!(restored.contains("10% of alias live's traffic to version 2; all of it is back on version 1"), "{out:?}");
     assert_eq!((out.recorded, out.released), (true, true));
