@@ -527,7 +527,7 @@ async fn an_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over
     assert_eq!((exec2.status.as_str(), exec3.status.as_str()), ("SUCCEEDED", "SUCCEEDED"), "{exec2:?} {exec3:?}");
 
     // THEN exactly one went live; the other was superseded by it, with the reason on record
-    let (live, revision) = env.alias(&t).await;
+    let (live, _) = env.alias(&t).await;
     let live_digest = env.digest_of(&t, &live).await;
     let ((won, won_exec), (lost, lost_name, lost_tag, lost_exec)) = if live_digest == digest2 {
         ((digest2.clone(), &exec2), (digest3.clone(), &name3, &tag3, &exec3))
@@ -555,7 +555,6 @@ async fn an_image_pushed_in_the_same_second_as_the_live_one_is_not_deployed_over
     let r = env.record_of(&t, &name).await;
     assert_eq!(summary(&r), record(&name, "deployed", "manual", Some(&lost), Some(&live), Some(&now_live)));
     env.assert_lock_free(&t, "the deployment by hand").await;
-    let _ = revision;
 }
 
 #[tokio::test]

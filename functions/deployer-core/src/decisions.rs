@@ -227,12 +227,20 @@ pub fn compare(expected: &Value, actual: &Value, tolerance: f64, path: &str, out
     }
 }
 
+/// The prefix of the trigger's execution names; anything else was started by hand.
+const TRIGGER_PREFIX: &str = "deploy-";
+
 /// The execution name for deploying `digest` to `target`: the same event twice gives the same name,
 /// so Step Functions starts it once.
 pub fn execution_name(target: &FunctionName, digest: &ImageDigest) -> String {
     let t = target.as_str();
     let t = &t[..t.len().min(60)];
-    format!("deploy-{t}-{}", &digest.hex()[..12])
+    format!("{TRIGGER_PREFIX}{t}-{}", &digest.hex()[..12])
+}
+
+/// Whether the trigger started `execution` (named by [`execution_name`]), not an operator.
+pub fn started_by_trigger(execution: &str) -> bool {
+    execution.starts_with(TRIGGER_PREFIX)
 }
 
 /// The first `max` characters of `s` (AWS limits descriptions by length).
@@ -682,6 +690,7 @@ mod tests {
         let name = execution_name(&f, &digest('c'));
         assert_eq!(name, execution_name(&f, &digest('c')));
         assert_ne!(name, execution_name(&f, &digest('d')));
+        assert!(started_by_trigger(&name) && !started_by_trigger("rollback-ml-1") && !started_by_trigger("by-hand"));
         assert!(name.len() <= 80, "{}", name.len());
         let desc = version_description(&digest('c'), &"t".repeat(128), &"e".repeat(80));
         assert!(desc.len() <= 256, "{}", desc.len());

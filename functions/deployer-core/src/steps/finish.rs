@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::decisions::clip;
+use crate::decisions::{clip, started_by_trigger};
 use crate::ids::{FunctionName, ImageDigest, Version};
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
 use crate::ports::{Command, DeploymentLedger, FunctionApi, ImageRegistry, TargetStore};
@@ -110,7 +110,7 @@ fn function_of(input: &Value) -> Option<FunctionName> {
 fn trigger_of(input: &Value, execution: &str) -> &'static str {
     match input.get("action").and_then(Value::as_str).unwrap_or("deploy") {
         "rollback" => "operator",
-        _ if execution.starts_with("deploy-") => "ecr-push",
+        _ if started_by_trigger(execution) => "ecr-push",
         _ => "manual",
     }
 }

@@ -1,4 +1,4 @@
-use crate::decisions::{code_matches, config_drift, lock_ttl_ms, superseded_by};
+use crate::decisions::{code_matches, config_drift, lock_ttl_ms, started_by_trigger, superseded_by};
 use crate::ids::Version;
 use crate::plan::{ExecutionInput, Plan, PrepareInput};
 use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LockOutcome, TargetStore};
@@ -72,8 +72,7 @@ pub async fn prepare(
         });
     }
     let history = ledger.history(&target.function, 20).await?;
-    // The trigger names its executions deploy-<function>-<digest>; anything else was started by hand.
-    let by_hand = !prepare_input.execution.name.starts_with("deploy-");
+    let by_hand = !started_by_trigger(&prepare_input.execution.name);
     let (superseded, superseded_why) =
         superseded_by(&history, &request.image_digest, image.pushed_at_ms, by_hand).unzip();
     let current = lambda.get_function(&target.function, None).await?;
