@@ -79,7 +79,7 @@ pub fn push_image_with(repo: &str, tag: &str, args: &[(&str, &str)]) -> String {
 }
 
 /// As [`push_image`], keeping the image in buildah's storage as `repo:tag` afterwards, for a test that
-/// pushes it again elsewhere at a moment of its choosing (`scripts/build-image` removes it otherwise).
+/// pushes it again elsewhere at a moment of its choosing (`scripts/build-image` may remove it otherwise).
 pub fn stage_image(repo: &str, tag: &str, variant: &str) -> String {
     build_and_push(repo, tag, &[("VARIANT", variant)], true)
 }

@@ -957,3 +957,90 @@ async fn pending_and_failed_functions_refuse_invocations() {
     assert_eq!(cfg.state(), Some(&State::Failed), "{cfg:?}");
     assert!(cfg.state_reason().unwrap_or("").contains("exit status 3"), "{cfg:?}");
 }
+
+/// `scripts/build-image` with its own buildah storage under `root`, pushing `name` to local ECR's `repo`.
+fn build_image(root: &std::path::Path, repo: &str, tag: &str, variant: &str) -> std::process::Output {
+    std::process::Command::new(fixture::workspace_root().join("scripts/build-image"))
+        .args(["--file", "tests/fixture-fn/Dockerfile", "--context"])
+        .arg(fixture::context())
+        .args(["--name", &format!("{repo}:{tag}"), "--build-arg", &format!("VARIANT={variant}")])
+        .args(["--push", &format!("{}/{repo}:{tag}", sdk::registry()), "--insecure"])
+        .current_dir(fixture::workspace_root())
+        .env("BUILDAH_ROOT", root)
+        .output()
+        .expect("scripts/build-image runs")
+}
+
+/// The images left in the buildah storage under `root`, as `repo:tag`.
+fn stored_images(root: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("buildah")
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args(["--storage-driver", "vfs", "images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"])
+        .output()
+        .expect("buildah runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_start_matches("localhost/").to_string()).collect()
+}
+
+/// Builds of one layer side by side, as the fault matrix runs them. A commit reuses a stored layer with the
+/// same content; a finished build that removed its image then could delete that layer under the other build
+/// ("layer not known"). Every build must succeed, and storage must hold the layer once.
+#[tokio::test]
+async fn image_builds_side_by_side_that_share_a_layer_all_succeed() {
+    let aws = aws().await;
+    let repo = unique("side-by-side");
+    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
+    let root = fixture::target_dir().join(unique("buildah-side-by-side"));
+    let builders: Vec<_> = (0..3)
+        .map(|t| {
+            let (root, repo) = (root.clone(), repo.clone());
+            std::thread::spawn(move || {
+                (0..5)
+                    .filter_map(|i| {
+                        let tag = format!("t{t}-{i}");
+                        let out = build_image(&root, &repo, &tag, &tag);
+                        (!out.status.success()).then(|| format!("{tag}: {}", String::from_utf8_lossy(&out.stderr)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> = builders.into_iter().flat_map(|b| b.join().unwrap()).collect();
+    let layers = std::fs::read_dir(root.join("root/vfs/dir")).map(|d| d.count()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(failures.is_empty(), "{} of 15 builds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(layers <= 1, "15 images of one layer left {layers} layer copies in storage");
+    let pushed = aws.ecr.describe_images().repository_name(&repo).send().await.unwrap();
+    assert_eq!(pushed.image_details().len(), 15);
+}
+
+/// The clean-up rule itself: a pushed image is removed from storage only when no other build is running
+/// (one holds the shared lock here), and is kept, with a note saying why, while one is.
+#[tokio::test]
+async fn a_pushed_image_is_removed_from_storage_only_when_no_other_build_is_running() {
+    let aws = aws().await;
+    let repo = unique("cleanup");
+    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
+    let root = fixture::target_dir().join(unique("buildah-cleanup"));
+    std::fs::create_dir_all(&root).unwrap();
+
+    let other_build = std::fs::File::create(root.join("build-image.lock")).unwrap();
+    other_build.lock_shared().unwrap();
+    let kept = build_image(&root, &repo, "kept", "kept");
+    drop(other_build);
+    let removed = build_image(&root, &repo, "removed", "removed");
+    let left = stored_images(&root);
+    let _ = std::fs::remove_dir_all(&root);
+
+    assert!(kept.status.success(), "{}", String::from_utf8_lossy(&kept.stderr));
+    assert!(
+        String::from_utf8_lossy(&kept.stderr).contains("another build is running"),
+        "{}",
+        String::from_utf8_lossy(&kept.stderr)
+    );
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert_eq!(left, vec![format!("{repo}:kept")]);
+}
