@@ -20,11 +20,18 @@ fi
 # registry): say so now, not when a build or an image push fails with "no space left on device".
 NEEDED_GB=8
 target_root=${CARGO_TARGET_DIR:-$ROOT/target}
-free_gb=$(df -Pk "$ROOT" | awk 'NR == 2 { print int($4 / 1048576) }')
-if [[ -n "$free_gb" && $free_gb -lt $NEEDED_GB ]]; then
-  echo "warning: only ${free_gb} GB free on the disk of $ROOT; a full run from scratch needs about ${NEEDED_GB} GB" \
-    "(free some, or point CARGO_TARGET_DIR at a larger disk)" >&2
-fi
+# Most of it goes to the target dir (buildah's storage included); the rest to $ROOT/.local-aws.
+target_disk=$target_root
+while [[ ! -e "$target_disk" ]]; do target_disk=$(dirname "$target_disk"); done
+for place in "$target_disk" "$ROOT"; do
+  read -r device free_gb < <(df -Pk "$place" | awk 'NR == 2 { print $1, int($4 / 1048576) }')
+  [[ "$device" == "${seen_device:-}" ]] && continue
+  seen_device=$device
+  if [[ -n "$free_gb" && $free_gb -lt $NEEDED_GB ]]; then
+    echo "warning: only ${free_gb} GB free on the disk of $place; a full run from scratch needs about" \
+      "${NEEDED_GB} GB (free some, or point CARGO_TARGET_DIR at a larger disk)" >&2
+  fi
+done
 
 ensure_debian_packages buildah curl
 ensure_venv
