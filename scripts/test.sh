@@ -35,6 +35,14 @@ done
 
 ensure_debian_packages buildah curl
 ensure_venv
+
+# Images earlier runs left in buildah's storage (scripts/build-image keeps one when another build is running):
+# nothing needs them, and a reused CARGO_TARGET_DIR would collect them. The exclusive lock waits for any build.
+buildah_root=${BUILDAH_ROOT:-$target_root/buildah}
+if [[ -d "$buildah_root/root" ]]; then
+  flock --exclusive "$buildah_root/build-image.lock" buildah --root "$buildah_root/root" \
+    --runroot "$buildah_root/run" --storage-driver vfs rmi --all --force >/dev/null 2>&1 || true
+fi
 ensure_checkov
 local_aws_env
 
