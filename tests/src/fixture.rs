@@ -85,20 +85,40 @@ pub fn stage_image(repo: &str, tag: &str, variant: &str) -> String {
 }
 
 fn build_and_push(repo: &str, tag: &str, args: &[(&str, &str)], keep: bool) -> String {
-    let dockerfile = workspace_root().join("tests/fixture-fn/Dockerfile");
-    let context = context();
-    let out = Command::new(workspace_root().join("scripts/build-image"))
+    let out = build_image(repo, tag, args).args(keep.then_some("--keep")).output().expect("scripts/build-image runs");
+    assert!(out.status.success(), "scripts/build-image failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 digest").trim().to_string()
+}
+
+/// `scripts/build-image` building the fixture image as `repo:tag` with these build arguments and pushing it
+/// to local ECR's `repo:tag`; add `--keep` or a `BUILDAH_ROOT` before running it.
+pub fn build_image(repo: &str, tag: &str, args: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(workspace_root().join("scripts/build-image"));
+    command
         .arg("--file")
-        .arg(&dockerfile)
+        .arg(workspace_root().join("tests/fixture-fn/Dockerfile"))
         .arg("--context")
-        .arg(context)
+        .arg(context())
         .args(["--name", &format!("{repo}:{tag}")])
         .args(args.iter().flat_map(|(k, v)| ["--build-arg".to_string(), format!("{k}={v}")]))
         .args(["--push", &format!("{}/{repo}:{tag}", crate::sdk::registry())])
-        .arg("--insecure")
-        .args(keep.then_some("--keep"))
-        .output()
-        .expect("scripts/build-image runs");
-    assert!(out.status.success(), "scripts/build-image failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8 digest").trim().to_string()
+        .arg("--insecure");
+    command
+}
+
+/// The buildah storage `scripts/build-image` uses: `$BUILDAH_ROOT`, or `buildah` in the target dir.
+pub fn buildah_root() -> PathBuf {
+    std::env::var_os("BUILDAH_ROOT").map(PathBuf::from).unwrap_or_else(|| target_dir().join("buildah"))
+}
+
+/// `buildah` on the storage under `root`, as `scripts/build-image` opens it; add the subcommand.
+pub fn buildah(root: &Path) -> Command {
+    let mut command = Command::new("buildah");
+    command
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args(["--storage-driver", "vfs"]);
+    command
 }

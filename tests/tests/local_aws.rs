@@ -916,20 +916,8 @@ async fn wrong_requests_get_the_errors_aws_gives() {
     assert_eq!(code(&e), "InvalidParameterValueException");
 
     // A push to a repository that does not exist fails as ECR's does.
-    let out = std::process::Command::new(fixture::workspace_root().join("scripts/build-image"))
-        .args(["--file", "tests/fixture-fn/Dockerfile", "--context"])
-        .arg(fixture::context())
-        .args([
-            "--name",
-            "nowhere:x",
-            "--push",
-            &format!("{}/{}:x", sdk::registry(), unique("no-such-repo")),
-            "--insecure",
-        ])
-        .current_dir(fixture::workspace_root())
-        .env("BUILD_IMAGE_PUSH_ATTEMPTS", "1")
-        .output()
-        .unwrap();
+    let out =
+        fixture::build_image(&unique("no-such-repo"), "x", &[]).env("BUILD_IMAGE_PUSH_ATTEMPTS", "1").output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not exist in the registry"), "{stderr}");
@@ -958,14 +946,9 @@ async fn pending_and_failed_functions_refuse_invocations() {
     assert!(cfg.state_reason().unwrap_or("").contains("exit status 3"), "{cfg:?}");
 }
 
-/// `scripts/build-image` with its own buildah storage under `root`, pushing `name` to local ECR's `repo`.
-fn build_image(root: &std::path::Path, repo: &str, tag: &str, variant: &str) -> std::process::Output {
-    std::process::Command::new(fixture::workspace_root().join("scripts/build-image"))
-        .args(["--file", "tests/fixture-fn/Dockerfile", "--context"])
-        .arg(fixture::context())
-        .args(["--name", &format!("{repo}:{tag}"), "--build-arg", &format!("VARIANT={variant}")])
-        .args(["--push", &format!("{}/{repo}:{tag}", sdk::registry()), "--insecure"])
-        .current_dir(fixture::workspace_root())
+/// `scripts/build-image` with its own buildah storage under `root`, pushing `repo:tag` (variant `tag`).
+fn build_image(root: &std::path::Path, repo: &str, tag: &str) -> std::process::Output {
+    fixture::build_image(repo, tag, &[("VARIANT", tag)])
         .env("BUILDAH_ROOT", root)
         .output()
         .expect("scripts/build-image runs")
@@ -973,16 +956,19 @@ fn build_image(root: &std::path::Path, repo: &str, tag: &str, variant: &str) -> 
 
 /// The images left in the buildah storage under `root`, as `repo:tag`.
 fn stored_images(root: &std::path::Path) -> Vec<String> {
-    let out = std::process::Command::new("buildah")
-        .arg("--root")
-        .arg(root.join("root"))
-        .arg("--runroot")
-        .arg(root.join("run"))
-        .args(["--storage-driver", "vfs", "images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"])
+    let out = fixture::buildah(root)
+        .args(["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"])
         .output()
         .expect("buildah runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_start_matches("localhost/").to_string()).collect()
+}
+
+/// A new ECR repository and a buildah storage folder of its own (not yet made), for a build-image test.
+async fn repo_and_storage(aws: &Aws, label: &str) -> (String, std::path::PathBuf) {
+    let repo = unique(label);
+    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
+    (repo, fixture::target_dir().join(unique(&format!("buildah-{label}"))))
 }
 
 /// Builds of one layer side by side, as the fault matrix runs them. A commit reuses a stored layer with the
@@ -991,9 +977,7 @@ fn stored_images(root: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn image_builds_side_by_side_that_share_a_layer_all_succeed() {
     let aws = aws().await;
-    let repo = unique("side-by-side");
-    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
-    let root = fixture::target_dir().join(unique("buildah-side-by-side"));
+    let (repo, root) = repo_and_storage(&aws, "side-by-side").await;
     let builders: Vec<_> = (0..3)
         .map(|t| {
             let (root, repo) = (root.clone(), repo.clone());
@@ -1001,7 +985,7 @@ async fn image_builds_side_by_side_that_share_a_layer_all_succeed() {
                 (0..5)
                     .filter_map(|i| {
                         let tag = format!("t{t}-{i}");
-                        let out = build_image(&root, &repo, &tag, &tag);
+                        let out = build_image(&root, &repo, &tag);
                         (!out.status.success()).then(|| format!("{tag}: {}", String::from_utf8_lossy(&out.stderr)))
                     })
                     .collect::<Vec<_>>()
@@ -1023,16 +1007,14 @@ async fn image_builds_side_by_side_that_share_a_layer_all_succeed() {
 #[tokio::test]
 async fn a_pushed_image_is_removed_from_storage_only_when_no_other_build_is_running() {
     let aws = aws().await;
-    let repo = unique("cleanup");
-    aws.ecr.create_repository().repository_name(&repo).send().await.unwrap();
-    let root = fixture::target_dir().join(unique("buildah-cleanup"));
+    let (repo, root) = repo_and_storage(&aws, "cleanup").await;
     std::fs::create_dir_all(&root).unwrap();
 
     let other_build = std::fs::File::create(root.join("build-image.lock")).unwrap();
     other_build.lock_shared().unwrap();
-    let kept = build_image(&root, &repo, "kept", "kept");
+    let kept = build_image(&root, &repo, "kept");
     drop(other_build);
-    let removed = build_image(&root, &repo, "removed", "removed");
+    let removed = build_image(&root, &repo, "removed");
     let left = stored_images(&root);
     let _ = std::fs::remove_dir_all(&root);
 

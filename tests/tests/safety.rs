@@ -8,8 +8,6 @@
 //! start with its own function's name (`<function>-v<n>`): the tests run in parallel and never deploy each
 //! other's pushes. Each target is deleted from the targets table when its test ends, passed or not.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,15 +138,9 @@ struct Pair {
 
 /// Push `STAGING:tag` (built earlier by [`Env::stage`]) to `REPO:tag`; the pushed digest.
 fn push_staged(tag: &str) -> String {
-    let root =
-        std::env::var_os("BUILDAH_ROOT").map(PathBuf::from).unwrap_or_else(|| fixture::target_dir().join("buildah"));
     let digest_file = std::env::temp_dir().join(unique("safety-digest"));
-    let out = Command::new("buildah")
-        .arg("--root")
-        .arg(root.join("root"))
-        .arg("--runroot")
-        .arg(root.join("run"))
-        .args(["--storage-driver", "vfs", "push", "--tls-verify=false", "--digestfile"])
+    let out = fixture::buildah(&fixture::buildah_root())
+        .args(["push", "--tls-verify=false", "--digestfile"])
         .arg(&digest_file)
         .arg(format!("{STAGING}:{tag}"))
         .arg(format!("docker://{}/{REPO}:{tag}", sdk::registry()))
