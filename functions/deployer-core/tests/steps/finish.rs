@@ -7,7 +7,7 @@ use deployer_core::plan::{
     Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
 };
 use deployer_core::ports::{Command, DeploymentLedger, FunctionApi, Routing};
-use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Finished};
+use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Ended, Finished};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
 
@@ -82,6 +82,12 @@ fn v2_record(execution_name: &str, trigger: &str, outcome: Outcome) -> Deploymen
 }
 
 /// A ledger where `owner` holds the function's lock.
+/// [`execution_ended`] for a function with no stored target (so no alias to look at): the lock and the
+/// record alone.
+async fn ended_with_no_target(ledger: &FakeLedger, event: &Value, now_ms: i64) -> Result<Ended, DeployError> {
+    execution_ended(ledger, &FakeStore::default(), &FakeLambda::new(), event, now_ms).await
+}
+
 fn locked_by(owner: &str) -> FakeLedger {
     let ledger = FakeLedger::new();
     ledger.seed_lock(FN, owner, NOW_MS + 600_000);
@@ -468,15 +474,8 @@ async fn an_aborted_execution_that_never_reached_finish_is_recorded_and_its_lock
     let ledger = locked_by(EXECUTION);
 
     // WHEN its status-change event arrives
-    let out = execution_ended(
-        &ledger,
-        &FakeStore::default(),
-        &FakeLambda::new(),
-        &status_change(EXECUTION, "ABORTED", &deploy_input()),
-        NOW_MS + 5,
-    )
-    .await
-    .unwrap();
+    let out =
+        ended_with_no_target(&ledger, &status_change(EXECUTION, "ABORTED", &deploy_input()), NOW_MS + 5).await.unwrap();
 
     // THEN the lock is free, and the record says what happened and where to look
     assert_eq!(ledger.lock(FN), None);
@@ -503,7 +502,7 @@ async fn a_timed_out_rollback_keeps_its_error_and_frees_only_its_own_lock() {
     event["detail"]["error"] = json!("States.Timeout");
 
     // WHEN its status-change event arrives
-    let out = execution_ended(&ledger, &FakeStore::default(), &FakeLambda::new(), &event, NOW_MS).await.unwrap();
+    let out = ended_with_no_target(&ledger, &event, NOW_MS).await.unwrap();
 
     // THEN it is recorded as the operator's, and the other execution's lock is left alone
     assert_eq!((out.recorded, out.released), (true, false));
@@ -520,15 +519,8 @@ async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
     ledger.seed_record(v2_record(EXECUTION, "ecr-push", Outcome::RolledBack));
 
     // WHEN its status-change event arrives
-    let out = execution_ended(
-        &ledger,
-        &FakeStore::default(),
-        &FakeLambda::new(),
-        &status_change(EXECUTION, "FAILED", &deploy_input()),
-        NOW_MS,
-    )
-    .await
-    .unwrap();
+    let out =
+        ended_with_no_target(&ledger, &status_change(EXECUTION, "FAILED", &deploy_input()), NOW_MS).await.unwrap();
 
     // THEN nothing more is written
     assert_eq!((out.recorded, out.released), (false, false));
@@ -539,15 +531,7 @@ async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
 async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for (status, input) in [("SUCCEEDED", deploy_input()), ("RUNNING", deploy_input()), ("ABORTED", json!({"x": 1}))] {
-        let out = execution_ended(
-            &ledger,
-            &FakeStore::default(),
-            &FakeLambda::new(),
-            &status_change(EXECUTION, status, &input),
-            NOW_MS,
-        )
-        .await
-        .unwrap();
+        let out = ended_with_no_target(&ledger, &status_change(EXECUTION, status, &input), NOW_MS).await.unwrap();
         assert_eq!((out.recorded, out.released), (false, false), "{status} {input}");
     }
     assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
@@ -558,8 +542,7 @@ async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_noth
 async fn an_event_that_is_not_a_status_change_is_refused_and_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for event in [json!({"detail-type": "x"}), json!({"detail": {"name": EXECUTION}}), json!({"detail": "ABORTED"})] {
-        let err =
-            execution_ended(&ledger, &FakeStore::default(), &FakeLambda::new(), &event, NOW_MS).await.unwrap_err();
+        let err = ended_with_no_target(&ledger, &event, NOW_MS).await.unwrap_err();
         assert_eq!(err.name(), "InvalidInput", "{event}");
         assert!(err.to_string().contains("detail"), "{err}");
     }
@@ -584,10 +567,8 @@ async fn an_operators_promote_or_abort_reaches_the_running_deployment() {
     let sent = operator_command(&ledger, json!({"action": "promote", "function": FN})).await.unwrap();
     assert_eq!((sent.command, sent.reason.as_str()), (Command::Promote, "promote by an operator"));
     // ... and its execution, should it fail, is not mistaken for an abandoned deployment
-    let out = execution_ended(
+    let out = ended_with_no_target(
         &ledger,
-        &FakeStore::default(),
-        &FakeLambda::new(),
         &status_change("cmd-1", "FAILED", &json!({"action": "abort", "function": FN})),
         NOW_MS,
     )
