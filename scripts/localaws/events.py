@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from moto.events.models import Rule
 from moto.events.utils import EventTemplateParser
 
+from . import iam
+
 log = logging.getLogger("localaws.events")
 
 DELIVERY_ATTEMPTS = 3
@@ -106,7 +108,7 @@ def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> N
     for attempt in range(1, attempts + 1):
         try:
             if _service(arn) == "states":
-                _start_execution(rule, arn, payload, endpoint_url)
+                _start_execution(target, arn, payload, endpoint_url)
             elif _service(arn) == "sns":
                 _publish(arn, payload, endpoint_url)
             else:
@@ -123,18 +125,31 @@ def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> N
             time.sleep(0.5 * 2 ** (attempt - 1))
 
 
-def _start_execution(rule, arn: str, payload: str, endpoint_url: str) -> None:
+def _start_execution(target: dict, arn: str, payload: str, endpoint_url: str) -> None:
+    """EventBridge starts the execution as the target's role (a Step Functions target must name one), so that
+    role's policy must allow states:StartExecution on the state machine."""
     import boto3
+    import botocore.exceptions
 
+    role = target.get("RoleArn")
+    if not role:
+        raise PermissionError(f"the Step Functions target {arn} has no RoleArn: EventBridge needs a role to start it")
+    session = iam.SESSIONS.issue(role, "events-target")
     region = arn.split(":")[3]
     client = boto3.client(
         "stepfunctions",
         region_name=region,
         endpoint_url=endpoint_url,
-        aws_access_key_id="events",
-        aws_secret_access_key="events",
+        aws_access_key_id=session.access_key_id,
+        aws_secret_access_key=session.secret_access_key,
+        aws_session_token=session.session_token,
     )
-    client.start_execution(stateMachineArn=arn, input=payload)
+    try:
+        client.start_execution(stateMachineArn=arn, input=payload)
+    except botocore.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "AccessDeniedException":
+            raise PermissionError(e.response["Error"].get("Message")) from None
+        raise
 
 
 def _publish(arn: str, payload: str, endpoint_url: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
-from . import telemetry
+from . import iam, telemetry
 from .code import CodeError, CodeStore
 from .sandbox import InitFailed, Outcome, Sandbox
 from .usage import USAGE
@@ -1444,9 +1444,9 @@ class LambdaService:
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream.stream,
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_LAMBDA_LOG_FORMAT": logging_cfg.get("LogFormat", "Text"),
-                "AWS_ACCESS_KEY_ID": "ASIALOCALAWSFUNCTION",
-                "AWS_SECRET_ACCESS_KEY": "local-aws-function-secret",
-                "AWS_SESSION_TOKEN": "local-aws-function-session",
+                # The execution role's session, as Lambda hands it to the function: local AWS authorizes every
+                # call signed with it against that role's policies (iam.py).
+                **iam.SESSIONS.issue(cfg["Role"], fn.name).env(),
                 # The function reaches AWS at local AWS, as a deployed function reaches the regional endpoints.
                 "AWS_ENDPOINT_URL": self.endpoint_url,
             }

@@ -1,8 +1,9 @@
 """Local AWS's front door: one endpoint for every service, moto behind it, our extensions in front.
 
-Each request is, in this order: a control call (/_local/...), a registry call (/v2/... without SigV4), a
-faulted call (an armed fault for its service and operation answers instead), a Lambda call (lambda_api), a
-CloudWatch CBOR call (cbor), or anything else, which moto answers.
+Each request is, in this order: a control call (/_local/...), a registry call (/v2/... without SigV4), a call
+signed by a role session that the role may not make (iam: refused), sts:AssumeRole (iam), a faulted call (an
+armed fault for its service and operation answers instead), a Lambda call (lambda_api), a CloudWatch CBOR call
+(cbor), or anything else, which moto answers.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import logging
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from . import cbor, cloudformation, codebuild, events, protocol, telemetry
+from . import cbor, cloudformation, codebuild, events, iam, protocol, stepfunctions, telemetry
 from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
@@ -61,6 +63,19 @@ def _read_body(environ) -> bytes:
     return b""
 
 
+def _name_the_execution(body: bytes) -> bytes:
+    """StartExecution without a name: Step Functions names the execution itself (a UUID), where moto would
+    name it "None" and refuse every later unnamed start as ExecutionAlreadyExists."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return body  # moto answers the malformed request
+    if isinstance(doc, dict) and doc.get("name") is None:
+        doc["name"] = str(uuid.uuid4())
+        return json.dumps(doc).encode()
+    return body
+
+
 class LocalAws:
     def __init__(self, moto_app, lambda_service: LambdaService, registry: Registry, faults: FaultRegistry):
         self.moto_app = moto_app
@@ -103,6 +118,9 @@ class LocalAws:
             if route is not None:
                 call.operation = route[0]
         USAGE.call(environ.get("HTTP_AUTHORIZATION"), call.service, call.operation)
+        refused = self.authorize(call, route, environ, path, body)
+        if refused is not None:
+            return refused
         fault = self.faults.take(call.service, call.operation, path + "\n" + body.decode("utf-8", "replace"))
         if fault is not None:
             log.info("fault #%d: %s.%s answers %s", fault.id, call.service, call.operation, fault.error)
@@ -121,7 +139,65 @@ class LocalAws:
             return self.lambda_call(call, route, environ, body)
         if call.protocol == "cbor" and call.service == "monitoring":
             return self.cloudwatch_cbor(call, environ, body)
+        if call.service == "states" and call.operation == "StartExecution":
+            body = _name_the_execution(body)
         return self.pass_through(environ, body)
+
+    # -- IAM --------------------------------------------------------------------------------------
+    def authorize(self, call, route, environ, path, body):
+        """The answer for a call the caller may not make (or for sts:AssumeRole), else None."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        try:
+            session = iam.SESSIONS.of(environ.get("HTTP_AUTHORIZATION"))
+        except iam.InvalidToken as e:
+            code = "InvalidClientTokenId" if call.protocol == "query" else "UnrecognizedClientException"
+            return protocol.error_response(
+                call, code, f"The security token included in the request is invalid (access key {e}).", 403
+            )
+        if call.service == "sts" and call.operation == "AssumeRole":
+            params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            status, xml = iam.assume_role(session, DEFAULT_ACCOUNT_ID, params)
+            return status, [("Content-Type", "text/xml")], xml.encode()
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            if session is not None:
+                request = iam.Request(
+                    call.service or "?",
+                    call.operation,
+                    call.region,
+                    session.account,
+                    path,
+                    query,
+                    body,
+                    call.protocol,
+                    route,
+                )
+                iam.authorize(session, request, self.lambda_service._split)
+            if route is not None:
+                self._lambda_side_checks(session, route[0], body)
+        except iam.AccessDenied as e:
+            log.info("IAM refused %s.%s: %s", call.service, call.operation, e.message)
+            return protocol.error_response(call, e.code, e.message, e.status)
+        return None
+
+    @staticmethod
+    def _lambda_side_checks(session, operation, body):
+        """What Lambda checks beyond the action itself: iam:PassRole for the role it is handed, and that it
+        may pull the image it is pointed at."""
+        if operation not in ("CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode"):
+            return
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            return  # the operation's own validation answers
+        if not isinstance(doc, dict):
+            return
+        if session is not None and operation != "UpdateFunctionCode" and isinstance(doc.get("Role"), str):
+            iam.pass_role(session, doc["Role"], "lambda.amazonaws.com")
+        image = doc.get("ImageUri") if operation == "UpdateFunctionCode" else (doc.get("Code") or {}).get("ImageUri")
+        if isinstance(image, str) and not doc.get("DryRun"):
+            iam.ensure_lambda_can_pull(session, image)
 
     # -- moto -------------------------------------------------------------------------------------
     def _call_moto(self, environ, body):
@@ -276,6 +352,8 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     telemetry.install_percentiles()
     events.install(lambda_service, endpoint)
     events.install_execution_status_events()
+    iam.install_state_machine_credentials()
+    stepfunctions.install()
     codebuild.install(endpoint)
     cloudformation.install(lambda_service)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())

@@ -3,7 +3,8 @@
 Metrics, per invocation, in namespace AWS/Lambda, as Lambda publishes them:
   Invocations, Errors, Duration (Milliseconds), Throttles (Count) with dimensions
   {FunctionName}; {FunctionName, Resource=<function>:<qualifier>} when a qualifier was used;
-  {FunctionName, Resource=<function>:<alias>, ExecutedVersion=<version>} when an alias was invoked.
+  {FunctionName, Resource=<function>:<alias>, ExecutedVersion=<version>} when an alias was invoked, except
+  Throttles: a throttled request executes no version, so it has no ExecutedVersion series.
 Logs: everything the process prints goes to the function's log group (LoggingConfig.LogGroup or
 /aws/lambda/<name>), one stream per sandbox, with the START/END/REPORT platform lines (JSON records when
 LoggingConfig.LogFormat is JSON).
@@ -42,7 +43,7 @@ def put_invocation_metrics(
             {"Name": "Resource", "Value": f"{function}:{qualifier}"},
         ]
         dimension_sets.append(resource)
-        if alias:
+        if alias and not throttled:
             dimension_sets.append(resource + [{"Name": "ExecutedVersion", "Value": executed_version}])
     now = datetime.now(UTC).replace(tzinfo=None)  # moto keeps metric times naive UTC
     data = []

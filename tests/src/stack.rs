@@ -24,6 +24,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-ml-inference",
     "e2e-bad-input",
     "e2e-safety",
+    "e2e-iam",
 ];
 
 #[derive(Debug, Clone)]

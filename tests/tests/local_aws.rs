@@ -29,6 +29,22 @@ async fn aws() -> Aws {
     let cfg = sdk::config().await;
     let iam = aws_sdk_iam::Client::new(&cfg);
     let role = sdk::role(&iam, "local-aws-self-test").await;
+    // Local AWS enforces IAM: the state machines these tests make invoke functions, and their EventBridge
+    // targets start executions, with this role.
+    iam.put_role_policy()
+        .role_name("local-aws-self-test")
+        .policy_name("self-test")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                 "Resource": format!("arn:aws:lambda:{}:{}:function:*", sdk::REGION, sdk::ACCOUNT)},
+                {"Effect": "Allow", "Action": "states:StartExecution",
+                 "Resource": format!("arn:aws:states:{}:{}:stateMachine:*", sdk::REGION, sdk::ACCOUNT)}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
     Aws {
         lambda: aws_sdk_lambda::Client::new(&cfg),
         ecr: aws_sdk_ecr::Client::new(&cfg),
@@ -507,6 +523,17 @@ async fn reserved_concurrency_zero_throttles_and_counts_throttles() {
     assert_eq!(code(&e), "TooManyRequestsException");
     let sum = metric_sum(&aws, "Throttles", &[("FunctionName", &name)]).await;
     assert_eq!(sum, 1.0);
+    // Through an alias: the throttle counts for the alias, and for no ExecutedVersion (none ran).
+    let version = aws.lambda.publish_version().function_name(&name).send().await.unwrap();
+    let v = version.version().unwrap();
+    aws.lambda.create_alias().function_name(&name).name("live").function_version(v).send().await.unwrap();
+    let e = aws.lambda.invoke().function_name(&name).qualifier("live").send().await.expect_err("throttled");
+    assert_eq!(code(&e), "TooManyRequestsException");
+    let resource = format!("{name}:live");
+    let by_alias = [("FunctionName", name.as_str()), ("Resource", resource.as_str())];
+    assert_eq!(metric_sum(&aws, "Throttles", &by_alias).await, 1.0);
+    let by_version = [("FunctionName", name.as_str()), ("Resource", resource.as_str()), ("ExecutedVersion", v)];
+    assert_eq!(metric_sum(&aws, "Throttles", &by_version).await, 0.0);
     aws.lambda.delete_function_concurrency().function_name(&name).send().await.unwrap();
     assert_eq!(invoke(&aws, &name, None, json!({})).await.function_error, None);
 }
@@ -1026,4 +1053,469 @@ async fn a_pushed_image_is_removed_from_storage_only_when_no_other_build_is_runn
     );
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
     assert_eq!(left, vec![format!("{repo}:kept")]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IAM, enforced (iam.py)
+// ---------------------------------------------------------------------------------------------
+
+/// A role the tests' account may assume, with one inline policy.
+async fn assumable_role(iam: &aws_sdk_iam::Client, name: &str, policy: Value) -> String {
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", sdk::ACCOUNT), "Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]});
+    let arn = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_string();
+    iam.put_role_policy().role_name(name).policy_name("p").policy_document(policy.to_string()).send().await.unwrap();
+    arn
+}
+
+/// SDK config signed with a session of `role_arn` (sts:AssumeRole through local AWS).
+async fn as_role(role_arn: &str) -> aws_config::SdkConfig {
+    let admin = sdk::config().await;
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("self-test")
+        .configure(&admin)
+        .build()
+        .await;
+    admin.into_builder().credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(provider)).build()
+}
+
+fn fn_arn(name: &str) -> String {
+    format!("arn:aws:lambda:{}:{}:function:{name}", sdk::REGION, sdk::ACCOUNT)
+}
+
+fn denied<E: ProvideErrorMetadata + std::fmt::Debug>(what: &str, r: Result<impl std::fmt::Debug, E>) -> String {
+    let e = r.expect_err(&format!("{what}: expected AccessDenied"));
+    let msg = e.message().unwrap_or_default().to_string();
+    assert!(code(&e).starts_with("AccessDenied"), "{what}: {e:?}");
+    msg
+}
+
+#[tokio::test]
+async fn a_role_session_may_do_only_what_its_policies_allow() {
+    let admin = sdk::config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let name = unique("iam-probe");
+    let allowed = format!("{name}-ok");
+    let refused = format!("{name}-deny");
+    // GIVEN a role allowed GetFunction on `<name>*` but explicitly denied it on `<name>-deny`
+    let role = assumable_role(
+        &iam,
+        &name,
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["lambda:Get*"], "Resource": fn_arn(&format!("{name}*"))},
+            {"Effect": "Deny", "Action": "lambda:GetFunction", "Resource": fn_arn(&refused)},
+            {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": fn_arn(&format!("{allowed}:*"))}]}),
+    )
+    .await;
+    let cfg = as_role(&role).await;
+    let lambda = aws_sdk_lambda::Client::new(&cfg);
+
+    // THEN an allowed action on an allowed resource reaches Lambda (which says the function does not exist) ...
+    let e = lambda.get_function().function_name(&allowed).send().await.expect_err("no such function");
+    assert_eq!(code(e.as_service_error().unwrap()), "ResourceNotFoundException", "{e:?}");
+    // ... another function is refused, in AWS's words, naming the action, the resource and the session
+    let other = unique("elsewhere");
+    let msg = denied("GetFunction elsewhere", lambda.get_function().function_name(&other).send().await);
+    assert!(msg.contains("is not authorized to perform: lambda:GetFunction"), "{msg}");
+    assert!(msg.contains(&format!("on resource: {}", fn_arn(&other))), "{msg}");
+    assert!(msg.contains(&format!("assumed-role/{name}/self-test")), "{msg}");
+    assert!(msg.contains("no identity-based policy allows"), "{msg}");
+    // ... an explicit Deny wins over the Allow
+    let msg = denied("GetFunction denied", lambda.get_function().function_name(&refused).send().await);
+    assert!(msg.contains("explicit deny"), "{msg}");
+    // ... an action no statement names is refused (UpdateAlias is not lambda:Get*)
+    denied(
+        "UpdateAlias",
+        lambda.update_alias().function_name(&allowed).name("live").function_version("1").send().await,
+    );
+    // ... Invoke is lambda:InvokeFunction on the qualified ARN: `<fn>:*` allows an alias, not $LATEST unqualified
+    let e = lambda.invoke().function_name(&allowed).qualifier("live").send().await.expect_err("no function");
+    assert_eq!(code(e.as_service_error().unwrap()), "ResourceNotFoundException", "{e:?}");
+    let msg = denied("unqualified Invoke", lambda.invoke().function_name(&allowed).send().await);
+    assert!(msg.contains("lambda:InvokeFunction"), "{msg}");
+    // ... other services answer with their own code: Step Functions (JSON), CloudWatch (CBOR)
+    denied("ListStateMachines", aws_sdk_sfn::Client::new(&cfg).list_state_machines().send().await);
+    let msg =
+        denied("DescribeAlarms", aws_sdk_cloudwatch::Client::new(&cfg).describe_alarms().alarm_names("x").send().await);
+    assert!(msg.contains(&"alarm:x"), "each named alarm is the resource: {msg}");
+
+    // WHEN the role's policy changes, THEN the next call is judged by the new policy
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("sfn")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "states:ListStateMachines", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_sfn::Client::new(&cfg).list_state_machines().send().await.expect("allowed after the policy change");
+
+    // A session key local AWS never issued is refused.
+    let forged = admin
+        .clone()
+        .into_builder()
+        .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(
+            aws_sdk_lambda::config::Credentials::new("ASIAFORGEDFORGED0000", "x", Some("y".into()), None, "forged"),
+        ))
+        .build();
+    let e = aws_sdk_lambda::Client::new(&forged).get_function().function_name(&allowed).send().await.unwrap_err();
+    assert_eq!(e.code(), Some("UnrecognizedClientException"), "{e:?}");
+}
+
+#[tokio::test]
+async fn conditions_and_pass_role_are_evaluated() {
+    let admin = sdk::config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let name = unique("iam-pass");
+    let target_role = sdk::role(&iam, "local-aws-self-test").await;
+    // GIVEN a role that may create functions, pass roles only to Lambda, and list state machines only in another region
+    let role = assumable_role(
+        &iam,
+        &name,
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": fn_arn(&format!("{name}*"))},
+            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": target_role.clone(),
+             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+            {"Effect": "Allow", "Action": "states:ListStateMachines", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}]}),
+    )
+    .await;
+    let cfg = as_role(&role).await;
+    let create = || {
+        aws_sdk_lambda::Client::new(&cfg)
+            .create_function()
+            .function_name(format!("{name}-fn"))
+            .role(&target_role)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
+            .send()
+    };
+    // THEN CreateFunction is refused for the role it hands over: iam:PassRole to lambda.amazonaws.com
+    let msg = denied("CreateFunction without PassRole to Lambda", create().await);
+    assert!(msg.contains("iam:PassRole") && msg.contains(&target_role), "{msg}");
+    // ... and a condition on another region does not hold here
+    denied("ListStateMachines in us-east-1", aws_sdk_sfn::Client::new(&cfg).list_state_machines().send().await);
+
+    // WHEN PassRole is allowed to Lambda, THEN the function is created
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("pass")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": target_role.clone(),
+             "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create().await.expect("created once iam:PassRole is allowed");
+}
+
+#[tokio::test]
+async fn a_function_calls_aws_with_its_execution_roles_session() {
+    let aws = aws().await;
+    let name = unique("creds");
+    aws.lambda
+        .create_function()
+        .function_name(&name)
+        .role(&aws.role)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
+        .send()
+        .await
+        .unwrap();
+    wait::function_settled(&aws.lambda, &name).await;
+    // WHEN the function's code uses the credentials Lambda gave it
+    let out = invoke(&aws, &name, None, json!({"credentials": true})).await;
+    let key = out.payload["accessKeyId"].as_str().unwrap().to_string();
+    assert!(key.starts_with("ASIA"), "a role session's key: {key}");
+    let creds = aws_sdk_lambda::config::Credentials::new(
+        key,
+        out.payload["secretAccessKey"].as_str().unwrap(),
+        out.payload["sessionToken"].as_str().map(str::to_string),
+        None,
+        "function",
+    );
+    let cfg = sdk::config()
+        .await
+        .into_builder()
+        .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(creds))
+        .build();
+    let lambda = aws_sdk_lambda::Client::new(&cfg);
+    // THEN what its role allows works (the self-test role may invoke functions) ...
+    lambda.invoke().function_name(&name).payload(Blob::new("{}")).send().await.expect("lambda:InvokeFunction");
+    // ... and what it does not is refused, naming the function's own session
+    let msg = denied("GetFunction", lambda.get_function().function_name(&name).send().await);
+    assert!(msg.contains(&format!("assumed-role/local-aws-self-test/{name}")), "{msg}");
+}
+
+#[tokio::test]
+async fn a_state_machine_task_runs_with_the_state_machines_role() {
+    let aws = aws().await;
+    let admin = sdk::config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let (repo, _) = repo_with_image(&aws).await;
+    let name = image_function(&aws, &repo, "a").await;
+    // GIVEN a state machine whose role may invoke nothing
+    let bare = unique("sm-bare-role");
+    let bare_arn = assumable_role(
+        &iam,
+        &bare,
+        json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": "*"}]}),
+    )
+    .await;
+    let definition = json!({"StartAt": "Call", "States": {"Call": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": fn_arn(&name), "Payload": {"echo": 1}}, "End": true}}});
+    let run = |role: String| {
+        let sfn = aws.sfn.clone();
+        let definition = definition.to_string();
+        async move {
+            let sm = sfn
+                .create_state_machine()
+                .name(unique("sm-iam"))
+                .definition(definition)
+                .role_arn(role)
+                .send()
+                .await
+                .unwrap()
+                .state_machine_arn()
+                .to_string();
+            let exec = sfn
+                .start_execution()
+                .state_machine_arn(&sm)
+                .name(unique("x"))
+                .send()
+                .await
+                .unwrap()
+                .execution_arn()
+                .to_string();
+            for _ in 0..300 {
+                let d = sfn.describe_execution().execution_arn(&exec).send().await.unwrap();
+                if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
+                    return d;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("execution {exec} did not end");
+        }
+    };
+    // THEN its Task fails with Lambda's AccessDeniedException, naming lambda:InvokeFunction
+    let d = run(bare_arn).await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Failed, "{d:?}");
+    assert!(d.error().unwrap_or_default().contains("AccessDenied"), "{d:?}");
+    assert!(d.cause().unwrap_or_default().contains("lambda:InvokeFunction"), "{d:?}");
+    // ... while the same definition under a role allowed to invoke succeeds
+    let d = run(aws.role.clone()).await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Succeeded, "{d:?}");
+}
+
+#[tokio::test]
+async fn lambda_adds_its_pull_statement_to_a_repository_policy_only_for_a_caller_who_may() {
+    let aws = aws().await;
+    let admin = sdk::config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let (repo, _) = repo_with_image(&aws).await;
+    let name = unique("iam-pull");
+    // GIVEN a repository with no policy, and a role that may create functions and pass the role, but not
+    // read or set repository policies
+    let statements = |extra: Vec<Value>| {
+        let mut s = vec![
+            json!({"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": fn_arn(&format!("{name}*"))}),
+            json!({"Effect": "Allow", "Action": "iam:PassRole", "Resource": aws.role.clone()}),
+        ];
+        s.extend(extra);
+        json!({"Version": "2012-10-17", "Statement": s})
+    };
+    let role = assumable_role(&iam, &name, statements(vec![])).await;
+    let cfg = as_role(&role).await;
+    let create = |suffix: &str| {
+        aws_sdk_lambda::Client::new(&cfg)
+            .create_function()
+            .function_name(format!("{name}-{suffix}"))
+            .role(&aws.role)
+            .package_type(PackageType::Image)
+            .code(FunctionCode::builder().image_uri(image_uri(&repo, "a")).build())
+            .send()
+    };
+    // THEN Lambda refuses: it cannot pull, and the caller may not let it
+    let msg = denied("CreateFunction from a repository Lambda may not pull", create("a").await);
+    assert!(msg.contains("ecr:GetRepositoryPolicy") || msg.contains("ecr:SetRepositoryPolicy"), "{msg}");
+    assert!(msg.contains(&repo), "{msg}");
+    let policy = aws.ecr.get_repository_policy().repository_name(&repo).send().await;
+    assert!(policy.is_err(), "nothing was written to the repository policy: {policy:?}");
+
+    // WHEN the caller may read and set the repository's policy
+    let repo_arn = format!("arn:aws:ecr:{}:{}:repository/{repo}", sdk::REGION, sdk::ACCOUNT);
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("p")
+        .policy_document(
+            statements(vec![json!({"Effect": "Allow",
+                "Action": ["ecr:GetRepositoryPolicy", "ecr:SetRepositoryPolicy"], "Resource": repo_arn})])
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // THEN the function is created and the repository policy now lets lambda.amazonaws.com pull
+    create("b").await.expect("created");
+    let text = aws.ecr.get_repository_policy().repository_name(&repo).send().await.unwrap();
+    let doc: Value = serde_json::from_str(text.policy_text().unwrap()).unwrap();
+    let st = doc["Statement"].as_array().unwrap().iter().find(|s| s["Principal"]["Service"] == "lambda.amazonaws.com");
+    let st = st.unwrap_or_else(|| panic!("no Lambda statement in {doc}"));
+    assert_eq!(st["Action"], json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]));
+    // ... so a caller without those permissions can now create functions from it
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("p")
+        .policy_document(statements(vec![]).to_string())
+        .send()
+        .await
+        .unwrap();
+    create("c").await.expect("the repository policy already lets Lambda pull");
+}
+
+#[tokio::test]
+async fn an_execution_started_without_a_name_gets_a_unique_one() {
+    let aws = aws().await;
+    let sm = state_machine(&aws, json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})).await;
+    // WHEN two executions are started without a name (as `aws stepfunctions start-execution` without --name does)
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let arn = aws.sfn.start_execution().state_machine_arn(&sm).input("{}").send().await.unwrap();
+        let d = aws.sfn.describe_execution().execution_arn(arn.execution_arn()).send().await.unwrap();
+        names.push(d.name().unwrap_or_default().to_string());
+    }
+    // THEN each got its own generated name (a UUID, as Step Functions generates), not "None"
+    for n in &names {
+        assert_eq!(n.len(), 36, "a UUID: {n}");
+        assert_eq!(n.matches('-').count(), 4, "a UUID: {n}");
+    }
+    assert_ne!(names[0], names[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step Functions' limits (moto's own, and stepfunctions.py)
+// ---------------------------------------------------------------------------------------------
+
+/// Run a definition to its end; the described execution.
+async fn run_to_end(
+    aws: &Aws,
+    definition: Value,
+    limit: Duration,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let sm = state_machine(aws, definition).await;
+    let exec = aws.sfn.start_execution().state_machine_arn(&sm).name(unique("x")).send().await.unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let d = aws.sfn.describe_execution().execution_arn(exec.execution_arn()).send().await.unwrap();
+        if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
+            return d;
+        }
+        assert!(std::time::Instant::now() < deadline, "execution still running after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_execution_fails_when_its_history_reaches_25000_events() {
+    let aws = aws().await;
+    // A Pass state that loops forever: two events a pass.
+    let d = run_to_end(
+        &aws,
+        json!({"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error(), Some("States.Runtime"), "{d:?}");
+    assert!(d.cause().unwrap_or_default().contains("25000"), "{d:?}");
+    let history =
+        aws.sfn.get_execution_history().execution_arn(d.execution_arn()).max_results(1000).send().await.unwrap();
+    let mut count = history.events().len();
+    let mut token = history.next_token().map(str::to_string);
+    while let Some(t) = token {
+        let page = aws.sfn.get_execution_history().execution_arn(d.execution_arn()).next_token(t).send().await.unwrap();
+        count += page.events().len();
+        token = page.next_token().map(str::to_string);
+    }
+    assert_eq!(count, 25_000, "the history holds exactly the quota");
+}
+
+#[tokio::test]
+async fn a_state_over_256_kib_fails_the_execution_and_states_all_does_not_catch_it() {
+    let aws = aws().await;
+    let (repo, _) = repo_with_image(&aws).await;
+    let name = image_function(&aws, &repo, "a").await;
+    let definition = |pad: u64| {
+        json!({"StartAt": "Big", "States": {
+            "Big": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": fn_arn(&name), "Payload": {"pad": pad}},
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": true},
+            "Caught": {"Type": "Pass", "End": true}}})
+    };
+    // An answer of 300 KB: the state's output is over 262,144 bytes.
+    let d = run_to_end(&aws, definition(300_000), Duration::from_secs(60)).await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error(), Some("States.DataLimitExceeded"), "not caught by States.ALL: {d:?}");
+    // One of 200 KB fits (the Task's result wraps it with the invocation's metadata).
+    let d = run_to_end(&aws, definition(200_000), Duration::from_secs(60)).await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Succeeded, "{d:?}");
+}
+
+#[tokio::test]
+async fn an_execution_past_its_timeout_times_out_and_a_slow_task_fails_with_states_timeout() {
+    let aws = aws().await;
+    let d = run_to_end(
+        &aws,
+        json!({"TimeoutSeconds": 1, "StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": true}}}),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::TimedOut, "{d:?}");
+
+    // A Task with TimeoutSeconds 1 on a function that takes 4 s.
+    let name = unique("slow");
+    aws.lambda
+        .create_function()
+        .function_name(&name)
+        .role(&aws.role)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .timeout(10)
+        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
+        .environment(Environment::builder().variables("FIXTURE_TRAFFIC", "slow:4000").build())
+        .send()
+        .await
+        .unwrap();
+    wait::function_settled(&aws.lambda, &name).await;
+    let d = run_to_end(
+        &aws,
+        json!({"StartAt": "Slow", "States": {"Slow": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "TimeoutSeconds": 1, "Parameters": {"FunctionName": fn_arn(&name), "Payload": {"traffic": true}},
+            "End": true}}}),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error(), Some("States.Timeout"), "{d:?}");
 }

@@ -229,6 +229,45 @@ async fn a_crashing_step_leaves_the_alias_and_fails_with_a_clear_cause() {
 }
 
 #[tokio::test]
+async fn a_permission_missing_from_a_step_role_fails_the_deployment_naming_it() {
+    let env = env().await;
+    let iam = aws_sdk_iam::Client::new(&sdk::config().await);
+    let t = env.target("e2e-iam").await;
+    assert_eq!(env.push(&t, "sha-0000001", &[("VARIANT", "one")]).await.1.status, "SUCCEEDED");
+
+    // GIVEN the Publish Version step's role loses lambda:PublishVersion on this function (an explicit Deny for
+    // this function alone, so the tests running beside it keep the permission)
+    let step = format!("{STACK}-publish-version");
+    let cfg = env.lambda.get_function_configuration().function_name(&step).send().await.unwrap();
+    let role = cfg.role().unwrap().rsplit('/').next().unwrap().to_string();
+    let function_arn = format!("arn:aws:lambda:{}:{}:function:{}", sdk::REGION, sdk::ACCOUNT, t.function);
+    let policy = format!("e2e-iam-{}", t.function);
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name(&policy)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Deny", "Action": "lambda:PublishVersion", "Resource": function_arn}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // WHEN v2 is pushed
+    let (_, exec) = env.push(&t, "sha-0000002", &[("VARIANT", "two")]).await;
+    iam.delete_role_policy().role_name(&role).policy_name(&policy).send().await.unwrap();
+
+    // THEN the deployment fails with AWS's refusal, naming the action and the function, and the alias stayed
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "AwsRefused"), "{exec:?}");
+    assert!(exec.cause.contains("AccessDeniedException"), "{}", exec.cause);
+    assert!(exec.cause.contains("lambda:PublishVersion") && exec.cause.contains(&function_arn), "{}", exec.cause);
+    assert!(exec.cause.contains("alias live stayed on version 1"), "{}", exec.cause);
+    assert_eq!(env.alias_version(&t).await.as_deref(), Some("1"));
+    assert_eq!(env.invoke_alias(&t).await["variant"], "one");
+    assert_eq!(env.versions(&t).await, ["$LATEST", "1"], "nothing was published");
+}
+
+#[tokio::test]
 async fn a_manual_rollback_moves_the_alias_back_and_verifies_it() {
     let env = env().await;
     let t = env.target("e2e-manual-rollback").await;
