@@ -21,6 +21,13 @@ impl EcrRegistry {
     }
 }
 
+/// A repository's URI, in the DNS suffix of the region's partition: `amazonaws.com`, or `amazonaws.com.cn`
+/// in the China regions (ECR's endpoints in the AWS General Reference).
+fn repository_uri(registry: &str, region: &str, repository: &RepositoryName) -> String {
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("{registry}.dkr.ecr.{region}.{suffix}/{repository}")
+}
+
 impl ImageRegistry for EcrRegistry {
     async fn describe_image(&self, repository: &RepositoryName, digest: &ImageDigest) -> Result<Option<ImageInfo>> {
         let result = self
@@ -62,7 +69,7 @@ impl ImageRegistry for EcrRegistry {
             digest: digest.clone(),
             tags: detail.image_tags().to_vec(),
             manifest_media_type: detail.image_manifest_media_type().map(str::to_string),
-            repository_uri: format!("{registry}.dkr.ecr.{}.amazonaws.com/{repository}", self.region),
+            repository_uri: repository_uri(registry, &self.region, repository),
             pushed_at_ms: detail.image_pushed_at().and_then(|t| t.to_millis().ok()),
         }))
     }
@@ -96,7 +103,7 @@ impl ImageRegistry for EcrRegistry {
                     digest,
                     tags: d.image_tags().to_vec(),
                     manifest_media_type: d.image_manifest_media_type().map(str::to_string),
-                    repository_uri: format!("{registry}.dkr.ecr.{}.amazonaws.com/{repository}", self.region),
+                    repository_uri: repository_uri(registry, &self.region, repository),
                     pushed_at_ms: d.image_pushed_at().and_then(|t| t.to_millis().ok()),
                 });
             }
@@ -138,6 +145,24 @@ impl ImageRegistry for EcrRegistry {
             // Already tagged so (a re-run): nothing to do.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_image_already_exists_exception()) => Ok(()),
             Err(e) => Err(to_deploy_error(e, Call { service: ECR, operation: "PutImage", resource: &resource })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_uris_use_the_partitions_dns_suffix() {
+        let repo = RepositoryName::parse("ml/inference").unwrap();
+        let cases = [
+            ("us-east-1", "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml/inference"),
+            ("us-gov-west-1", "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/ml/inference"),
+            ("cn-north-1", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/ml/inference"),
+        ];
+        for (region, want) in cases {
+            assert_eq!(repository_uri("123456789012", region, &repo), want, "{region}");
         }
     }
 }

@@ -1,6 +1,7 @@
-//! [`Telemetry`] over CloudWatch: one GetMetricData call reads both versions' invocations, errors,
-//! throttles and p99 duration under the alias (dimensions FunctionName, Resource=<function>:<alias>,
-//! ExecutedVersion), and DescribeAlarms the gates' alarms.
+//! [`Telemetry`] over CloudWatch: one GetMetricData call per version reads its invocations, errors and p99
+//! duration under the alias (dimensions FunctionName, Resource=<function>:<alias>, ExecutedVersion) and the
+//! alias's throttles (FunctionName, Resource: a throttled request executes no version, so Lambda publishes
+//! Throttles without ExecutedVersion), and DescribeAlarms the gates' alarms.
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
@@ -42,19 +43,15 @@ impl Telemetry for CloudWatchTelemetry {
         let start_s = start_ms.div_euclid(1000);
         let end_s = (end_ms + 999).div_euclid(1000).max(start_s + 1);
         let period = ((end_s - start_s + 59) / 60 * 60).max(60) as i32;
-        let dims = vec![
-            dim("FunctionName", function.as_str()),
-            dim("Resource", &format!("{function}:{alias}")),
-            dim("ExecutedVersion", version),
-        ];
+        let by_alias = vec![dim("FunctionName", function.as_str()), dim("Resource", &format!("{function}:{alias}"))];
+        let mut by_version = by_alias.clone();
+        by_version.push(dim("ExecutedVersion", version));
         let queries: Vec<MetricDataQuery> = METRICS
             .iter()
             .map(|(id, name, stat)| {
-                let metric = Metric::builder()
-                    .namespace("AWS/Lambda")
-                    .metric_name(*name)
-                    .set_dimensions(Some(dims.clone()))
-                    .build();
+                let dims = if *name == "Throttles" { by_alias.clone() } else { by_version.clone() };
+                let metric =
+                    Metric::builder().namespace("AWS/Lambda").metric_name(*name).set_dimensions(Some(dims)).build();
                 MetricDataQuery::builder()
                     .id(*id)
                     .metric_stat(MetricStat::builder().metric(metric).period(period).stat(*stat).build())

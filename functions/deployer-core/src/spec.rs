@@ -265,7 +265,8 @@ pub struct Gates {
     /// The candidate's p99 duration must not exceed this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_p99_ms: Option<f64>,
-    /// The candidate may be throttled at most this many times in a step.
+    /// The alias may be throttled at most this many times in a step (Lambda counts throttles by alias, not
+    /// by version: a throttled request executes none).
     #[serde(default)]
     pub max_throttles: u64,
     /// The candidate's error rate may exceed the baseline's by at most this much (0.01: one point).
