@@ -319,6 +319,8 @@ def action_of(req: Request) -> str:
     op = req.operation
     if req.service == "lambda" and op == "Invoke":
         op = "InvokeFunction"
+    if req.service == "lambda" and op == "GetProvisionedConcurrencyConfig" and req.query.get("List") == "ALL":
+        op = "ListProvisionedConcurrencyConfigs"  # one path, two operations (`?List=ALL`)
     return f"{prefix}:{op}"
 
 
@@ -564,10 +566,23 @@ _PULL = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 _IMAGE_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
-def _lets_lambda_pull(policy: dict) -> bool:
+def _lets_lambda_pull(policy: dict, function_arn: str) -> bool:
+    """Whether the repository policy lets lambda.amazonaws.com pull for this function (conditions evaluated with
+    the function as `aws:SourceArn` and its account as `aws:SourceAccount`, as Lambda calls on its behalf)."""
+    context = {"aws:sourcearn": function_arn, "aws:sourceaccount": function_arn.split(":")[4]}
     granted = set()
     for st in _as_list(policy.get("Statement")):
-        if st.get("Effect") != "Allow" or st.get("Condition"):
+        if st.get("Effect") != "Allow":
+            continue
+        try:
+            holds = all(
+                _condition_holds(op, key, _as_list(wanted), context)
+                for op, pairs in (st.get("Condition") or {}).items()
+                for key, wanted in pairs.items()
+            )
+        except (UnsupportedCondition, ValueError):
+            holds = False
+        if not holds:
             continue
         principal = st.get("Principal")
         services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
@@ -579,7 +594,7 @@ def _lets_lambda_pull(policy: dict) -> bool:
     return granted == set(_PULL)
 
 
-def ensure_lambda_can_pull(session: Session | None, image_uri: str) -> None:
+def ensure_lambda_can_pull(session: Session | None, image_uri: str, function_arn: str) -> None:
     """As Lambda does on CreateFunction and UpdateFunctionCode with an image: if the repository's policy does
     not let lambda.amazonaws.com pull, Lambda adds that statement itself, which it can do only when the caller
     may ecr:GetRepositoryPolicy and ecr:SetRepositoryPolicy on the repository; otherwise the call is refused."""
@@ -593,7 +608,7 @@ def ensure_lambda_can_pull(session: Session | None, image_uri: str) -> None:
     if repo is None:
         return  # the image check that follows says the repository does not exist
     policy = _document(repo.policy) if repo.policy else {}
-    if _lets_lambda_pull(policy):
+    if _lets_lambda_pull(policy, function_arn):
         return
     repo_arn = f"arn:aws:ecr:{region}:{account}:repository/{name}"
     if session is not None:

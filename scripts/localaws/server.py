@@ -175,16 +175,18 @@ class LocalAws:
                 )
                 iam.authorize(session, request, self.lambda_service._split)
             if route is not None:
-                self._lambda_side_checks(session, route[0], body)
+                self._lambda_side_checks(session, route, call.region, body)
         except iam.AccessDenied as e:
             log.info("IAM refused %s.%s: %s", call.service, call.operation, e.message)
             return protocol.error_response(call, e.code, e.message, e.status)
         return None
 
-    @staticmethod
-    def _lambda_side_checks(session, operation, body):
+    def _lambda_side_checks(self, session, route, region, body):
         """What Lambda checks beyond the action itself: iam:PassRole for the role it is handed, and that it
         may pull the image it is pointed at."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        operation, _, params = route
         if operation not in ("CreateFunction", "UpdateFunctionConfiguration", "UpdateFunctionCode"):
             return
         try:
@@ -197,7 +199,13 @@ class LocalAws:
             iam.pass_role(session, doc["Role"], "lambda.amazonaws.com")
         image = doc.get("ImageUri") if operation == "UpdateFunctionCode" else (doc.get("Code") or {}).get("ImageUri")
         if isinstance(image, str) and not doc.get("DryRun"):
-            iam.ensure_lambda_can_pull(session, image)
+            raw = doc.get("FunctionName") if operation == "CreateFunction" else params.get("fn")
+            try:
+                name, _ = self.lambda_service._split(str(raw or ""), region)
+            except ApiError:
+                return  # the operation's own validation answers
+            account = session.account if session is not None else DEFAULT_ACCOUNT_ID
+            iam.ensure_lambda_can_pull(session, image, f"arn:aws:lambda:{region}:{account}:function:{name}")
 
     # -- moto -------------------------------------------------------------------------------------
     def _call_moto(self, environ, body):

@@ -48,3 +48,15 @@ pub async fn role(iam: &aws_sdk_iam::Client, name: &str) -> String {
         Err(_) => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
     }
 }
+
+/// Give a repository the policy a Lambda image repository has (as template.yaml's ServiceRepository does): the
+/// Lambda service may pull images for functions named `e2e-*`. A deployment from a repository without it
+/// needs its UpdateCode role to add the statement, which the stack allows only on its AllowedRepositories.
+pub async fn let_lambda_pull(ecr: &aws_sdk_ecr::Client, repo: &str) {
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "LambdaPullsImagesOfManagedFunctions", "Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        "Condition": {"StringLike": {"aws:sourceArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:e2e-*")}}}]});
+    ecr.set_repository_policy().repository_name(repo).policy_text(policy.to_string()).send().await.unwrap();
+}

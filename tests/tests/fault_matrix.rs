@@ -296,6 +296,9 @@ async fn every_fault_on_every_call_leaves_production_no_worse() {
     let iam = aws_sdk_iam::Client::new(&cfg);
     let ecr = aws_sdk_ecr::Client::new(&cfg);
     let _ = ecr.create_repository().repository_name(REPO).send().await;
+    // No rule listens to this repository, so it is not among the stack's AllowedRepositories: its policy lets
+    // Lambda pull, as a service repository's does.
+    sdk::let_lambda_pull(&ecr, REPO).await;
     let env = Env {
         sfn: aws_sdk_sfn::Client::new(&cfg),
         lambda: aws_sdk_lambda::Client::new(&cfg),

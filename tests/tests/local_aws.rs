@@ -1144,6 +1144,12 @@ async fn a_role_session_may_do_only_what_its_policies_allow() {
     assert_eq!(code(e.as_service_error().unwrap()), "ResourceNotFoundException", "{e:?}");
     let msg = denied("unqualified Invoke", lambda.invoke().function_name(&allowed).send().await);
     assert!(msg.contains("lambda:InvokeFunction"), "{msg}");
+    // ... ListProvisionedConcurrencyConfigs is its own action, though Lambda serves it on Get's path
+    let msg = denied(
+        "ListProvisionedConcurrencyConfigs",
+        lambda.list_provisioned_concurrency_configs().function_name(&allowed).send().await,
+    );
+    assert!(msg.contains("lambda:ListProvisionedConcurrencyConfigs"), "{msg}");
     // ... other services answer with their own code: Step Functions (JSON), CloudWatch (CBOR)
     denied("ListStateMachines", aws_sdk_sfn::Client::new(&cfg).list_state_machines().send().await);
     let msg =
@@ -1392,6 +1398,31 @@ async fn lambda_adds_its_pull_statement_to_a_repository_policy_only_for_a_caller
         .await
         .unwrap();
     create("c").await.expect("the repository policy already lets Lambda pull");
+
+    // A policy whose statement is conditioned on the function (aws:sourceArn) lets Lambda pull only for
+    // the functions it names: for others, Lambda would have to add its statement, and this caller may not.
+    let (other_repo, _) = repo_with_image(&aws).await;
+    let conditioned = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        "Condition": {"StringLike": {"aws:sourceArn": fn_arn(&format!("{name}-yes*"))}}}]});
+    aws.ecr
+        .set_repository_policy()
+        .repository_name(&other_repo)
+        .policy_text(conditioned.to_string())
+        .send()
+        .await
+        .unwrap();
+    let create_from = |suffix: &str| {
+        aws_sdk_lambda::Client::new(&cfg)
+            .create_function()
+            .function_name(format!("{name}-{suffix}"))
+            .role(&aws.role)
+            .package_type(PackageType::Image)
+            .code(FunctionCode::builder().image_uri(image_uri(&other_repo, "a")).build())
+            .send()
+    };
+    create_from("yes").await.expect("the condition names this function");
+    denied("a function the condition does not name", create_from("no").await);
 }
 
 #[tokio::test]

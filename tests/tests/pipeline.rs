@@ -379,6 +379,8 @@ async fn a_push_whose_event_was_lost_is_deployed_by_the_reconcile() {
     let env = env().await;
     // GIVEN a target on a repository whose pushes reach no trigger (as if ECR's event were lost)
     let t = env.target("e2e-reconcile").await;
+    // Not among the stack's AllowedRepositories (no rule listens to it): its policy lets Lambda pull.
+    sdk::let_lambda_pull(&env.ecr, t.repository.as_str()).await;
     let repo = t.repository.to_string();
     let digest = tokio::task::spawn_blocking(move || fixture::push_image(&repo, "sha-0000001", "found")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
