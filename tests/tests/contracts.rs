@@ -224,3 +224,34 @@ fn no_step_may_write_to_every_lambda_function_and_the_prefixes_are_required() {
     }
     assert!(lambda_writes >= 5, "the steps' Lambda writes were found ({lambda_writes})");
 }
+
+#[test]
+fn the_budgets_limits_are_the_state_machines_and_the_templates_and_every_task_has_a_timeout() {
+    use deployer_core::budget::{SMOKE_STEP_TIMEOUT_SECONDS, STATE_MACHINE_TIMEOUT_SECONDS};
+    let asl = asl();
+    assert_eq!(asl["TimeoutSeconds"].as_u64(), Some(u64::from(STATE_MACHINE_TIMEOUT_SECONDS)));
+    let res = resources();
+    let timeout_of = |resource: &str| {
+        res[resource]["Properties"]["Timeout"]
+            .as_u64()
+            .or_else(|| template()["Globals"]["Function"]["Timeout"].as_u64())
+            .unwrap_or_else(|| panic!("{resource} has no Timeout"))
+    };
+    for resource in ["SmokeTestFunction", "RollbackFunction"] {
+        assert_eq!(timeout_of(resource), u64::from(SMOKE_STEP_TIMEOUT_SECONDS), "{resource}");
+    }
+    // A Task waits at most a little longer than its function may run: nothing hangs an execution.
+    for (name, state) in states().iter().filter(|(_, s)| s["Type"] == "Task") {
+        let function = state["Parameters"]["FunctionName"].as_str().unwrap();
+        let resource = function.trim_start_matches("${").trim_end_matches("Arn}");
+        let task = state["TimeoutSeconds"].as_u64().unwrap_or_else(|| panic!("{name} has no TimeoutSeconds"));
+        let lambda = timeout_of(resource);
+        assert!(task > lambda && task <= lambda + 60, "{name}: TimeoutSeconds {task}, {resource} Timeout {lambda}");
+    }
+    // Every polling loop's Wait but the first look after an update takes its time from the step (back-off).
+    for (name, state) in states().iter().filter(|(_, s)| s["Type"] == "Wait") {
+        if name != "Wait For Update" {
+            assert!(state["SecondsPath"].is_string(), "{name} waits a fixed time: {state}");
+        }
+    }
+}

@@ -4,6 +4,8 @@
 //! - [`ids`]: newtypes for the identifiers that flow through every step (function, version, digest, ...).
 //! - [`spec`]: the deployment target a team declares (function, repository, configuration, smoke tests),
 //!   and its validation.
+//! - [`budget`]: the longest each stage of a deployment may take and the history events its polling may
+//!   write, derived from the spec: what must fit the state machine's timeout, its history cap and the lock.
 //! - [`event`]: the ECR "ECR Image Action" event as the trigger receives it, and its validation.
 //! - [`plan`]: what the state machine carries from step to step (inputs and outputs, camelCase JSON).
 //! - [`decisions`]: pure functions that decide (is the function ready, what drifted, did the smoke
@@ -13,6 +15,7 @@
 //! - [`error`]: [`DeployError`] and its stable error names, which the state machine's Retry and
 //!   Catch match.
 
+pub mod budget;
 pub mod decisions;
 pub mod error;
 pub mod event;

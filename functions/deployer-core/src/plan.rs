@@ -120,6 +120,10 @@ pub struct ReadyOutput {
     pub status: ReadyStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// While pending: how long the state machine waits before the next look (it backs off, so a long wait
+    /// stays within the history budget).
+    #[serde(default)]
+    pub wait_seconds: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -284,7 +284,8 @@ pub struct Gates {
     pub min_invocations: u64,
     #[serde(default = "default_check_interval")]
     pub check_interval_seconds: u32,
-    /// How late CloudWatch's data may arrive: a step is judged this long after its bake ends.
+    /// How late CloudWatch's data may arrive: a step is judged this long after its bake ends. Default: the
+    /// function's timeout + 60 s (an invocation's metrics come when it ends, then CloudWatch's ingest lag).
     #[serde(default = "default_metric_lag")]
     pub metric_lag_seconds: u32,
     /// Too little traffic at the end of a step: wait longer (up to `maxWaitSeconds`), or fail at once.
@@ -367,11 +368,18 @@ const RESERVED_ENV: &[&str] = &[
 /// Parse and validate a spec; the error lists every problem, each with the field it is about.
 pub fn parse(json: &str) -> Result<TargetSpec, DeployError> {
     let de = &mut serde_json::Deserializer::from_str(json);
-    let spec: TargetSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut spec: TargetSpec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let at = if path == "." { String::new() } else { format!("{path}: ") };
         DeployError::invalid(format!("target spec: {at}{}", e.inner()))
     })?;
+    // Lambda publishes an invocation's metrics when it ends, up to the function's timeout after it began, and
+    // CloudWatch takes about a minute more: unless the spec says otherwise, a step is judged that much later.
+    let lag_given =
+        serde_json::from_str::<Value>(json).ok().is_some_and(|doc| doc.pointer("/gates/metricLagSeconds").is_some());
+    if !lag_given {
+        spec.gates.metric_lag_seconds = spec.configuration.timeout_seconds + default_metric_lag();
+    }
     spec.validate()?;
     Ok(spec)
 }
@@ -563,6 +571,19 @@ impl TargetSpec {
         if g.check_interval_seconds == 0 {
             bad("gates.checkIntervalSeconds", "must be more than 0".into());
         }
+        for (field, why) in crate::budget::problems(self) {
+            bad(field, why);
+        }
+        let size = serde_json::to_vec(self).map_or(0, |v| v.len());
+        if size > MAX_SPEC_BYTES {
+            bad(
+                "(spec)",
+                format!(
+                    "is {size} bytes as JSON; the limit is {MAX_SPEC_BYTES}: every step of the state machine carries                      the spec, and a Step Functions state holds at most 262,144 bytes. The largest parts: {}",
+                    largest_parts(self)
+                ),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -584,6 +605,32 @@ impl TargetSpec {
     pub fn log_group(&self) -> String {
         self.configuration.logging.log_group.clone().unwrap_or_else(|| format!("/aws/lambda/{}", self.function))
     }
+}
+
+/// The largest a spec may be, as JSON: the state machine carries it through every step, beside the input and
+/// each step's output, and a state holds at most 256 KiB. (A stored spec is also far from DynamoDB's 400 KB
+/// item limit.)
+pub const MAX_SPEC_BYTES: usize = 64 * 1024;
+
+/// The spec's three largest smoke cases and environment, with their sizes: what to shrink.
+fn largest_parts(spec: &TargetSpec) -> String {
+    let len = |v: &Value| v.to_string().len();
+    let mut parts: Vec<(String, usize)> = spec
+        .smoke_test
+        .cases
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            [
+                (format!("smokeTest.cases[{i}].payload"), len(&c.payload)),
+                (format!("smokeTest.cases[{i}].expect"), c.expect.as_ref().map_or(0, len)),
+            ]
+        })
+        .collect();
+    let env: usize = spec.configuration.environment.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    parts.push(("configuration.environment".into(), env));
+    parts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    parts.iter().take(3).map(|(f, n)| format!("{f} ({n} bytes)")).collect::<Vec<_>>().join(", ")
 }
 
 /// Secrets belong in Secrets Manager or SSM: a value under a secret-sounding name that is not an ARN
@@ -684,6 +731,89 @@ mod tests {
         merge(&mut doc, json!({"configuration": {"memoryMb": 1, "timeoutSeconds": 0}, "readyTimeoutSeconds": 1}));
         let got = problems(doc);
         assert!(got.contains("has 3 problem(s)"), "{got}");
+    }
+
+    #[test]
+    fn a_spec_whose_stages_cannot_fit_the_state_machines_timeout_is_refused_with_the_numbers() {
+        // GIVEN an 8-hour acceptance stage and a linear shift of up to 5 hours
+        let mut doc = valid();
+        merge(
+            &mut doc,
+            json!({"acceptance": {"project": "ml-it", "timeoutSeconds": 28800},
+                   "strategy": {"type": "linear", "stepPercent": 10, "intervalSeconds": 1200}}),
+        );
+        let got = problems(doc);
+        // THEN it is refused, with the total, the limit and the stages, largest first
+        assert!(
+            got.contains("(stages): the deployment could take 47530 s, more than the state machine's 21600 s"),
+            "{got}"
+        );
+        assert!(got.contains("acceptance (acceptance.timeoutSeconds) 28800 s, traffic shift"), "{got}");
+    }
+
+    #[test]
+    fn a_spec_whose_polling_could_overflow_the_execution_history_is_refused() {
+        // GIVEN 50 steps of a shift checked every second: about 1,300 checks a step
+        let mut doc = valid();
+        merge(
+            &mut doc,
+            json!({"strategy": {"type": "linear", "stepPercent": 2, "intervalSeconds": 30},
+                   "gates": {"checkIntervalSeconds": 1, "maxWaitSeconds": 240}}),
+        );
+        let got = problems(doc);
+        assert!(got.contains("(stages): the deployment's polling could write"), "{got}");
+        assert!(got.contains("Use fewer steps or a longer gates.checkIntervalSeconds"), "{got}");
+        // AND the same shift checked every 30 s fits
+        let mut doc = valid();
+        merge(
+            &mut doc,
+            json!({"strategy": {"type": "linear", "stepPercent": 2, "intervalSeconds": 30},
+                   "gates": {"checkIntervalSeconds": 30, "maxWaitSeconds": 240}}),
+        );
+        assert!(parse(&doc.to_string()).is_ok());
+    }
+
+    #[test]
+    fn smoke_cases_that_cannot_run_in_one_step_invocation_are_refused() {
+        let mut doc = valid();
+        merge(&mut doc, json!({"configuration": {"timeoutSeconds": 300}}));
+        let cases: Vec<Value> = (0..3).map(|i| json!({"name": format!("c{i}"), "payload": {}, "expect": {}})).collect();
+        doc["smokeTest"]["cases"] = json!(cases);
+        let got = problems(doc);
+        assert!(
+            got.contains(
+                "smokeTest.cases: 3 case(s) and a warm-up at configuration.timeoutSeconds 300 could take 1230 s"
+            ),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn a_spec_too_large_to_carry_through_the_state_machine_is_refused_naming_its_largest_part() {
+        let mut doc = valid();
+        doc["smokeTest"]["cases"][0]["payload"] = json!({"rows": "x".repeat(70_000)});
+        let got = problems(doc);
+        assert!(got.contains("(spec): is 70"), "{got}");
+        assert!(got.contains("the limit is 65536"), "{got}");
+        assert!(got.contains("The largest parts: smokeTest.cases[0].payload (70011 bytes)"), "{got}");
+    }
+
+    #[test]
+    fn the_example_service_spec_fits_every_budget() {
+        let text = include_str!("../../../examples/ml-inference/target.json");
+        let spec = parse(text).expect("the example spec is valid");
+        let budget = crate::budget::Budget::of(&spec);
+        assert!(budget.seconds() <= crate::budget::STATE_MACHINE_TIMEOUT_SECONDS, "{budget:?}");
+        assert!(budget.events() <= crate::budget::HISTORY_BUDGET, "{budget:?}");
+    }
+
+    #[test]
+    fn metric_lag_defaults_to_the_functions_timeout_plus_a_minute_unless_given() {
+        let spec = parse(&valid().to_string()).unwrap();
+        assert_eq!(spec.gates.metric_lag_seconds, 10 + 60, "timeoutSeconds 10 + 60");
+        let mut doc = valid();
+        merge(&mut doc, json!({"gates": {"metricLagSeconds": 5}}));
+        assert_eq!(parse(&doc.to_string()).unwrap().gates.metric_lag_seconds, 5);
     }
 
     #[test]

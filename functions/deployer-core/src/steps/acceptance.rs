@@ -1,6 +1,7 @@
 //! The acceptance stage: the team's integration suite, run in CodeBuild against the candidate version
 //! (by its version number, not the alias: no traffic has moved yet). Its result gates the deployment.
 
+use crate::budget::{poll_wait_seconds, BUILD_POLL_CAP_SECONDS};
 use crate::plan::{AcceptanceInput, AcceptanceState, AcceptanceStatus};
 use crate::ports::Builds;
 use crate::DeployError;
@@ -22,7 +23,9 @@ pub async fn acceptance(
             wait_seconds: 0,
         });
     };
-    let wait_seconds = 3;
+    let started = input.acceptance.as_ref().map_or(now_ms, |a| a.started_at_ms);
+    let elapsed_s = u64::try_from((now_ms - started).max(0) / 1000).unwrap_or(0);
+    let wait_seconds = poll_wait_seconds(elapsed_s, BUILD_POLL_CAP_SECONDS);
     let Some(id) = input.acceptance.as_ref().and_then(|a| a.build_id.clone()) else {
         let version = &input.published.version;
         let mut environment: Vec<(String, String)> = vec![
@@ -46,7 +49,6 @@ pub async fn acceptance(
             wait_seconds,
         });
     };
-    let started = input.acceptance.as_ref().map_or(now_ms, |a| a.started_at_ms);
     let build = builds.get(&id).await?.ok_or_else(|| DeployError::AcceptanceFailed {
         function: t.function.to_string(),
         report: format!("build {id} of project {} is gone", stage.project),

@@ -1,3 +1,4 @@
+use crate::budget::{poll_wait_seconds, READY_POLL_CAP_SECONDS};
 use crate::decisions::{readiness, Readiness};
 use crate::plan::{CheckReadyInput, ReadyOutput, ReadyStatus};
 use crate::ports::FunctionApi;
@@ -14,6 +15,7 @@ pub async fn check_ready(
         return Ok(ReadyOutput {
             status: ReadyStatus::Failed,
             reason: Some(format!("function {} no longer exists", t.function)),
+            wait_seconds: 0,
         });
     };
     let elapsed = now_ms.saturating_sub(input.update.started_at_ms);
@@ -25,6 +27,10 @@ pub async fn check_ready(
             Readiness::Drifted => (ReadyStatus::Drifted, None),
             Readiness::Failed(reason) => (ReadyStatus::Failed, Some(reason)),
         };
-    tracing::info!(function = %t.function, ?status, reason = reason.as_deref().unwrap_or(""), "readiness checked");
-    Ok(ReadyOutput { status, reason })
+    let wait_seconds = match status {
+        ReadyStatus::Pending => poll_wait_seconds(elapsed / 1000, READY_POLL_CAP_SECONDS),
+        _ => 0,
+    };
+    tracing::info!(function = %t.function, ?status, reason = reason.as_deref().unwrap_or(""), wait_seconds, "readiness checked");
+    Ok(ReadyOutput { status, reason, wait_seconds })
 }

@@ -1,4 +1,4 @@
-use crate::decisions::{code_matches, config_drift, lock_ttl_ms, started_by_trigger, superseded_by};
+use crate::decisions::{code_matches, config_drift, started_by_trigger, superseded_by};
 use crate::ids::Version;
 use crate::plan::{ExecutionInput, Plan, PrepareInput};
 use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LockOutcome, TargetStore};
@@ -61,7 +61,8 @@ pub async fn prepare(
     }
     let image_uri = format!("{}@{}", image.repository_uri, request.image_digest);
     let owner = &prepare_input.execution.name;
-    let expires = now_ms + lock_ttl_ms(target.ready_timeout_seconds + target.strategy.max_seconds(&target.gates));
+    // The lock outlives the longest deployment the spec allows (acceptance and provisioning included).
+    let expires = now_ms + crate::budget::Budget::of(&target).lock_ttl_ms();
     if let LockOutcome::Held { owner: holder, expires_at_ms } =
         ledger.acquire(&target.function, owner, now_ms, expires).await?
     {

@@ -1,6 +1,7 @@
 //! Provisioned concurrency for the new version, READY before any traffic moves to it; and, once the alias
 //! has moved (or moved back), none left on versions it no longer serves.
 
+use crate::budget::{poll_wait_seconds, READY_POLL_CAP_SECONDS};
 use crate::ids::{FunctionName, Version};
 use crate::plan::{ProvisionInput, ProvisionState, ProvisionStatus};
 use crate::ports::FunctionApi;
@@ -26,6 +27,7 @@ pub async fn provision(
         });
     };
     let started = input.provision.as_ref().map_or(now_ms, |p| p.started_at_ms);
+    let elapsed_s = u64::try_from((now_ms - started).max(0) / 1000).unwrap_or(0);
     let current = lambda.list_provisioned(&t.function).await?.into_iter().find(|p| p.qualifier == version.as_str());
     let current = match current {
         Some(p) if p.requested == n => p,
@@ -37,7 +39,7 @@ pub async fn provision(
                 requested: n,
                 allocated: 0,
                 started_at_ms: started,
-                wait_seconds: 2,
+                wait_seconds: poll_wait_seconds(elapsed_s, READY_POLL_CAP_SECONDS),
             });
         }
     };
@@ -46,7 +48,7 @@ pub async fn provision(
         requested: n,
         allocated: current.allocated,
         started_at_ms: started,
-        wait_seconds: 2,
+        wait_seconds: poll_wait_seconds(elapsed_s, READY_POLL_CAP_SECONDS),
     };
     match current.status.as_str() {
         "READY" => {

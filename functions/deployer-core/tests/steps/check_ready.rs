@@ -43,7 +43,7 @@ async fn a_converged_successful_function_is_ready() {
     let out = check(&lambda, STARTED + 5_000).await;
 
     // THEN it is ready, with no reason, after one read
-    assert_eq!(out, ReadyOutput { status: ReadyStatus::Ready, reason: None });
+    assert_eq!(out, ReadyOutput { status: ReadyStatus::Ready, reason: None, wait_seconds: 0 });
     assert_eq!(lambda.calls(), ["GetFunction ml-inference"]);
 }
 
@@ -56,6 +56,9 @@ async fn an_update_in_progress_is_pending_until_the_deadline() {
     // THEN it is pending
     assert_eq!(check(&lambda, STARTED + 1_000).await.status, ReadyStatus::Pending);
     assert_eq!(check(&lambda, STARTED + TIMEOUT_MS).await.status, ReadyStatus::Pending);
+    // AND the next look backs off with the time waited: 1 s at first, a tenth of the wait later (120 s: 12 s)
+    assert_eq!(check(&lambda, STARTED + 1_000).await.wait_seconds, 1);
+    assert_eq!(check(&lambda, STARTED + TIMEOUT_MS).await.wait_seconds, 12);
 
     // WHEN Lambda finishes
     lambda.finish_update(FN);
@@ -103,7 +106,10 @@ async fn a_ready_function_that_does_not_match_the_spec_yet_is_drifted() {
 
     // WHEN readiness is checked
     // THEN it is drifted: the update step has more to do
-    assert_eq!(check(&lambda, STARTED + 1_000).await, ReadyOutput { status: ReadyStatus::Drifted, reason: None });
+    assert_eq!(
+        check(&lambda, STARTED + 1_000).await,
+        ReadyOutput { status: ReadyStatus::Drifted, reason: None, wait_seconds: 0 }
+    );
 
     // AND a configuration edited by hand after the update is drifted too
     let lambda = FakeLambda::new();
@@ -162,7 +168,11 @@ async fn a_deleted_function_has_failed() {
     // THEN it has failed, saying so
     assert_eq!(
         out,
-        ReadyOutput { status: ReadyStatus::Failed, reason: Some("function ml-inference no longer exists".into()) }
+        ReadyOutput {
+            status: ReadyStatus::Failed,
+            reason: Some("function ml-inference no longer exists".into()),
+            wait_seconds: 0,
+        }
     );
 }
 

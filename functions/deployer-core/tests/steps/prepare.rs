@@ -1,7 +1,6 @@
 //! Prepare: check the request against the target and the image, take the function's deployment lock, and read
 //! where the function stands.
 
-use deployer_core::decisions::lock_ttl_ms;
 use deployer_core::plan::{Outcome, Plan, PrepareInput};
 use deployer_core::steps::prepare;
 use deployer_core::DeployError;
@@ -43,9 +42,13 @@ async fn run_in(
         .await
 }
 
-/// The lock Prepare takes at `now_ms` for the spec's readyTimeoutSeconds (120).
+/// The fake spec's whole budget: prepare 600 s + 2 x readyTimeoutSeconds 120 + smoke test and rollback,
+/// each (2 cases + 1 warm-up) x timeoutSeconds 15 + 30, + 600 for the rest.
+const LOCK_TTL_MS: i64 = (600 + 240 + 75 + 75 + 600) * 1000;
+
+/// The lock Prepare takes at `now_ms`.
 fn lock_of(owner: &str, now_ms: i64) -> Lock {
-    Lock { owner: owner.to_string(), expires_at_ms: now_ms + lock_ttl_ms(120) }
+    Lock { owner: owner.to_string(), expires_at_ms: now_ms + LOCK_TTL_MS }
 }
 
 fn invalid_message(err: DeployError) -> String {
@@ -305,12 +308,12 @@ async fn prepare_takes_the_lock_for_its_execution_until_now_plus_the_ttl() {
             .await
             .unwrap();
 
-    // THEN the lock is EXECUTION's until now + lock_ttl_ms(readyTimeoutSeconds = 120), i.e. 22 minutes
+    // THEN the lock is EXECUTION's for the spec's whole budget (26.5 minutes), from Budget
     assert_eq!(ledger.lock(FN), Some(lock_of(EXECUTION, NOW_MS)));
-    assert_eq!(lock_ttl_ms(120), (120 + 20 * 60) * 1000);
+    assert_eq!(deployer_core::budget::Budget::of(&spec()).lock_ttl_ms(), LOCK_TTL_MS);
     assert_eq!(
         ledger.writes(),
-        [format!("Acquire ml-inference owner={EXECUTION} now={NOW_MS} expires={}", NOW_MS + 1_320_000)]
+        [format!("Acquire ml-inference owner={EXECUTION} now={NOW_MS} expires={}", NOW_MS + 1_590_000)]
     );
     // AND the deployment goes on as before
     assert_eq!(plan.previous_version, Some(version("1")));
