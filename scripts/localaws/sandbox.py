@@ -69,6 +69,8 @@ class Sandbox:
         self._ready = threading.Event()
         self._done = threading.Event()
         self._current: str | None = None
+        self._picked_up: float | None = None  # when the runtime took the current invocation's event
+        self._responded: float | None = None  # when it answered
         self._result: tuple[bytes, str | None] | None = None
         self._init_error: tuple[str, bytes] | None = None
         self.proc: subprocess.Popen | None = None
@@ -134,6 +136,8 @@ class Sandbox:
         assert self.proc is not None and not self.dead  # callers only invoke started, live sandboxes
         self._done.clear()
         self._result = None
+        self._picked_up = None
+        self._responded = None
         self._current = request_id
         deadline_ms = int((time.time() + self.timeout_s) * 1000)
         started = time.monotonic()
@@ -169,9 +173,14 @@ class Sandbox:
         return self._outcome(body, error, started)
 
     def _outcome(self, body: bytes, error: str | None, started: float) -> Outcome:
+        """Duration is the handler's time, as Lambda reports it: from the runtime receiving the event to its
+        answer (init is reported apart, as Init Duration). An invocation that never answered (timeout, exit)
+        lasted until it ended."""
         init = self.init_duration_ms if self.cold else None
         self.cold = False
-        return Outcome(body, error, (time.monotonic() - started) * 1000.0, init, self._max_memory_mb())
+        begun = self._picked_up if self._picked_up is not None else started
+        ended = self._responded if self._responded is not None else time.monotonic()
+        return Outcome(body, error, max(0.0, ended - begun) * 1000.0, init, self._max_memory_mb())
 
     def _max_memory_mb(self) -> int:
         if self.proc is None:
@@ -244,6 +253,7 @@ class Sandbox:
                 }
                 if client_context:
                     headers["Lambda-Runtime-Client-Context"] = client_context
+                sandbox._picked_up = time.monotonic()  # the handler's time starts when the runtime has the event
                 self._reply(200, payload, headers)
 
             def do_POST(self):
@@ -273,6 +283,7 @@ class Sandbox:
                         sandbox._result = (body, "Unhandled")
                     else:
                         return self._reply(404, b'{"errorType":"NotFound"}')
+                    sandbox._responded = time.monotonic()
                     sandbox._done.set()
                     return self._reply(202, b'{"status":"OK"}')
                 return self._reply(404, b'{"errorType":"NotFound","errorMessage":"unknown runtime API path"}')

@@ -371,6 +371,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     # dir grows with every run (by gigabytes over a few test runs).
     registry.clear()
     code.clear()
+    telemetry.set_log_dir(state_dir / "logs")  # the last run's function logs are kept until this start
 
     import signal
 

@@ -14,14 +14,35 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.logs.models import logs_backends
 
 _lock = threading.Lock()
+
+# Where every log line is also written, one file per stream (`<LOG_DIR>/<group>/<stream>.log`), so that what a
+# function printed can be read after a failed run even once local AWS has stopped. A start clears it.
+LOG_DIR: Path | None = None
+
+
+def set_log_dir(path: Path) -> None:
+    global LOG_DIR
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    LOG_DIR = path
+
+
+def _log_file(group: str, stream: str) -> Path | None:
+    if LOG_DIR is None:
+        return None
+    safe = lambda s: s.strip("/").replace("/", "_").replace("[", "").replace("]", "_")  # noqa: E731
+    return LOG_DIR / safe(group) / (safe(stream) + ".log")
 
 
 def put_invocation_metrics(
@@ -99,6 +120,11 @@ class LogStream:
         with _lock:
             ts = max(int(time.time() * 1000), self._last_ts)
             self._last_ts = ts
+            path = _log_file(self.group, self.stream)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a") as f:
+                    f.write(message if message.endswith("\n") else message + "\n")
             try:
                 self.backend.put_log_events(self.group, self.stream, [{"timestamp": ts, "message": message}])
             except Exception:

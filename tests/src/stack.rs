@@ -25,6 +25,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-bad-input",
     "e2e-safety",
     "e2e-iam",
+    "e2e-readme",
 ];
 
 #[derive(Debug, Clone)]

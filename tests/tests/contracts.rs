@@ -255,3 +255,18 @@ fn the_budgets_limits_are_the_state_machines_and_the_templates_and_every_task_ha
         }
     }
 }
+
+#[test]
+fn the_tables_outlive_the_stack_and_operator_commands_expire() {
+    let res = resources();
+    for table in ["TargetsTable", "DeploymentsTable"] {
+        assert_eq!(res[table]["DeletionPolicy"].as_str(), Some("Retain"), "{table}");
+        assert_eq!(res[table]["UpdateReplacePolicy"].as_str(), Some("Retain"), "{table}");
+    }
+    // The ledger writes `ttl` on operator commands (deployer-aws ledger.rs): DynamoDB expires them only if
+    // the table's TTL is on that attribute.
+    let ttl = &res["DeploymentsTable"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!((ttl["AttributeName"].as_str(), ttl["Enabled"].as_bool()), (Some("ttl"), Some(true)));
+    let ledger = std::fs::read_to_string(workspace_root().join("functions/deployer-aws/src/ledger.rs")).unwrap();
+    assert!(ledger.contains("item.insert(\"ttl\".into()"), "the ledger no longer writes `ttl`");
+}

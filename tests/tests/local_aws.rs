@@ -1550,3 +1550,47 @@ async fn an_execution_past_its_timeout_times_out_and_a_slow_task_fails_with_stat
     assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error(), Some("States.Timeout"), "{d:?}");
 }
+
+#[tokio::test]
+async fn duration_is_the_handlers_time_and_init_is_reported_apart() {
+    let aws = aws().await;
+    let name = unique("duration");
+    // GIVEN a function whose init takes 1.5 s and whose handler takes 0.3 s on traffic
+    aws.lambda
+        .create_function()
+        .function_name(&name)
+        .role(&aws.role)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .timeout(10)
+        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
+        .environment(
+            Environment::builder()
+                .variables("FIXTURE_INIT", "slow:1500")
+                .variables("FIXTURE_TRAFFIC", "slow:300")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait::function_settled(&aws.lambda, &name).await;
+    // WHEN it is invoked cold, then warm
+    let cold = invoke(&aws, &name, None, json!({"traffic": true})).await;
+    let warm = invoke(&aws, &name, None, json!({"traffic": true})).await;
+    assert_eq!((cold.function_error.as_deref(), warm.function_error.as_deref()), (None, None));
+    // THEN REPORT gives the cold start's init apart, and Duration is the handler's time: no init in it
+    let field = |log: &str, key: &str| -> f64 {
+        let at = log.find(key).unwrap_or_else(|| panic!("no {key} in {log}")) + key.len();
+        log[at..].trim_start().split(' ').next().unwrap().parse().unwrap()
+    };
+    let init = field(&cold.log, "Init Duration:");
+    assert!(init >= 1500.0, "init {init} ms");
+    for (what, out) in [("cold", &cold), ("warm", &warm)] {
+        let duration = field(&out.log, "\tDuration:");
+        assert!(
+            (300.0..1500.0).contains(&duration),
+            "{what}: Duration {duration} ms must be the handler's 300 ms, not init"
+        );
+    }
+    assert!(!warm.log.contains("Init Duration"), "{}", warm.log);
+}

@@ -401,3 +401,44 @@ async fn a_push_whose_event_was_lost_is_deployed_by_the_reconcile() {
     assert!(again["ignored"][0]["reason"].as_str().unwrap().contains("already serves"), "{again}");
     env.store.delete(&t.function).await.unwrap();
 }
+
+/// The README's rollback command, taken from the README and run as written (the `aws` CLI, no `--name`).
+fn readme_rollback_command(state_machine_arn: &str, function: &str) -> String {
+    let readme = std::fs::read_to_string(fixture::workspace_root().join("README.md")).unwrap();
+    let start = readme.find("`aws stepfunctions start-execution --state-machine-arn <StateMachineArn> --input").expect(
+        "the README shows the rollback as `aws stepfunctions start-execution --state-machine-arn <StateMachineArn> --input ...`",
+    );
+    let rest = &readme[start + 1..];
+    let command = &rest[..rest.find('`').unwrap()];
+    let command = command.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(command.contains(r#"'{"action":"rollback","function":"<name>"}'"#), "{command}");
+    command.replace("<StateMachineArn>", state_machine_arn).replace("<name>", function)
+}
+
+#[tokio::test]
+async fn the_readmes_rollback_command_works_as_written_every_time() {
+    let env = env().await;
+    let t = env.target("e2e-readme").await;
+    assert_eq!(env.push(&t, "sha-0000001", &[("VARIANT", "one")]).await.1.status, "SUCCEEDED");
+    assert_eq!(env.push(&t, "sha-0000002", &[("VARIANT", "two")]).await.1.status, "SUCCEEDED");
+    let command = readme_rollback_command(&env.stack.state_machine_arn, t.function.as_str());
+    let rollback = || async {
+        let out = std::process::Command::new("bash").args(["-c", &command]).output().expect("bash runs");
+        assert!(out.status.success(), "{command}\n{}", String::from_utf8_lossy(&out.stderr));
+        let started: Value = serde_json::from_slice(&out.stdout).expect("start-execution prints JSON");
+        let arn = started["executionArn"].as_str().unwrap().to_string();
+        (arn.rsplit(':').next().unwrap().to_string(), stack::finished(&env.sfn, &arn, TIMEOUT).await)
+    };
+    // WHEN an operator runs it, THEN the alias goes back from 2 to 1
+    let (first, exec) = rollback().await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.alias_version(&t).await.as_deref(), Some("1"));
+    // WHEN v3 goes live and the operator runs the same command again, THEN it starts (a name of its own) and
+    // the alias goes back from 3 to 1
+    assert_eq!(env.push(&t, "sha-0000003", &[("VARIANT", "three")]).await.1.status, "SUCCEEDED");
+    let (second, exec) = rollback().await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.alias_version(&t).await.as_deref(), Some("1"));
+    assert_ne!(first, second, "each unnamed start gets its own name");
+    assert_eq!(env.invoke_alias(&t).await["variant"], "one");
+}

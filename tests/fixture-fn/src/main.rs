@@ -116,6 +116,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             report_init_error("Fixture.InitError", "the fixture was told to fail its init");
             std::process::exit(1);
         }
+        Ok(slow) if slow.starts_with("slow:") => {
+            // A slow init (a model being loaded): Lambda reports it as Init Duration, not in Duration.
+            let ms = slow["slow:".len()..].parse().unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         _ => {}
     }
     lambda_runtime::run(service_fn(handle)).await
