@@ -898,6 +898,21 @@ class LambdaService:
             )
         if extra not in fn.versions:
             raise not_found(f"{fn.arn}:{extra}")
+        # "Both versions must have the same execution role" and "the same dead-letter queue configuration, or
+        # none" (Lambda Developer Guide, alias routing). The message is local AWS's; AWS's is not documented.
+        a, b = fn.versions[version].config, fn.versions[extra].config
+        if a.get("Role") != b.get("Role"):
+            raise ApiError(
+                "InvalidParameterValueException",
+                f"An alias can route to versions {version} and {extra} only if they have the same execution role "
+                f"({a.get('Role')} and {b.get('Role')})",
+            )
+        if (a.get("DeadLetterConfig") or {}) != (b.get("DeadLetterConfig") or {}):
+            raise ApiError(
+                "InvalidParameterValueException",
+                f"An alias can route to versions {version} and {extra} only if they have the same dead-letter "
+                "queue configuration",
+            )
         return {"AdditionalVersionWeights": {extra: float(weight)}}
 
     def _alias_json(self, fn: Function, alias: Alias) -> dict:

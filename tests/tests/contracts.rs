@@ -270,3 +270,27 @@ fn the_tables_outlive_the_stack_and_operator_commands_expire() {
     let ledger = std::fs::read_to_string(workspace_root().join("functions/deployer-aws/src/ledger.rs")).unwrap();
     assert!(ledger.contains("item.insert(\"ttl\".into()"), "the ledger no longer writes `ttl`");
 }
+
+#[test]
+fn every_choice_that_can_start_a_shift_knows_every_reason_to_move_all_at_once() {
+    // "Gradual?" and the inline copies of it (which save a transition) must agree.
+    let reasons = |s: &Value| -> BTreeSet<String> {
+        s["Choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["Next"] == "Shift Alias")
+            .map(|c| c["Variable"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = states();
+    let gradual = &all.iter().find(|(n, _)| n == "Gradual?").unwrap().1;
+    let want = reasons(gradual);
+    assert!(want.contains("$.plan.value.allAtOnceWhy"), "{want:?}");
+    let starters: Vec<&(String, Value)> =
+        all.iter().filter(|(_, s)| s["Type"] == "Choice" && s["Default"] == "Start Shift").collect();
+    assert!(starters.len() >= 3, "{:?}", starters.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    for (name, state) in starters {
+        assert_eq!(reasons(state), want, "{name}");
+    }
+}

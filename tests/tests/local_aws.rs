@@ -472,6 +472,17 @@ async fn alias_routing_config_is_validated_as_aws_does() {
     }
     let ok = try_alias("1", weights(&[("2", 0.25)])).await.unwrap();
     assert_eq!(ok.routing_config().unwrap().additional_version_weights().unwrap().get("2"), Some(&0.25));
+
+    // Version 3 runs with another execution role: an alias may not route between it and version 2
+    let iam = aws_sdk_iam::Client::new(&sdk::config().await);
+    let other_role = sdk::role(&iam, "local-aws-self-test-other").await;
+    aws.lambda.update_function_configuration().function_name(&name).role(&other_role).send().await.unwrap();
+    wait::function_settled(&aws.lambda, &name).await;
+    assert_eq!(aws.lambda.publish_version().function_name(&name).send().await.unwrap().version(), Some("3"));
+    let e = try_alias("2", weights(&[("3", 0.1)])).await.expect_err("two execution roles");
+    assert_eq!(code(&e), "InvalidParameterValueException", "{e:?}");
+    assert!(e.message().unwrap_or_default().contains("same execution role"), "{e:?}");
+    try_alias("3", AliasRoutingConfiguration::builder().build()).await.expect("all of it on one version is fine");
 }
 
 #[tokio::test]

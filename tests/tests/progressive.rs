@@ -654,3 +654,45 @@ async fn a_crash_in_any_progressive_step_rolls_back_to_one_version() {
     }
     traffic.stop().await;
 }
+
+#[tokio::test]
+async fn a_canary_to_a_version_with_another_role_moves_all_at_once_and_says_why() {
+    let env = env().await;
+    let t = env.target(json!({"type": "canary", "percent": 25, "bakeSeconds": 2}), gates(json!({}))).await;
+    let (_, name) = env.push(&t, "v1", &[]).await;
+    assert_eq!(env.wait(&name).await.status, "SUCCEEDED");
+    // GIVEN the spec now runs the function with another execution role
+    let iam = aws_sdk_iam::Client::new(&sdk::config().await);
+    let other = sdk::role(&iam, "e2e-service-role-2").await;
+    let mut doc = serde_json::to_value(&t).unwrap();
+    doc["configuration"]["role"] = json!(other);
+    let t = spec::parse(&doc.to_string()).unwrap();
+    env.store.put(&t).await.unwrap();
+    // WHEN v2 is pushed
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    let exec = env.wait(&name).await;
+    // THEN it is deployed all at once (Lambda would refuse to weight an alias across two roles) ...
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let alias = env.lambda.get_alias().function_name(t.function.as_str()).name("live").send().await.unwrap();
+    assert_eq!(alias.function_version(), Some("2"));
+    assert!(alias.routing_config().is_none_or(|r| r.additional_version_weights().is_none_or(|w| w.is_empty())));
+    // ... no weight ever moved, and the plan says why
+    let history = env
+        .sfn
+        .get_execution_history()
+        .execution_arn(env.stack.execution_arn(&name))
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let entered: Vec<&str> =
+        history.events().iter().filter_map(|e| e.state_entered_event_details()).map(|d| d.name()).collect();
+    assert!(!entered.contains(&"Shift Traffic") && entered.contains(&"Shift Alias"), "{entered:?}");
+    let why = history
+        .events()
+        .iter()
+        .filter_map(|e| e.task_succeeded_event_details().and_then(|d| d.output()))
+        .find(|o| o.contains("allAtOnceWhy"))
+        .expect("Prepare's plan has allAtOnceWhy");
+    assert!(why.contains("same execution role") && why.contains(&other), "{why}");
+}

@@ -79,6 +79,9 @@ pub struct Plan {
     /// When ECR received this image (ms since the epoch).
     #[serde(default)]
     pub image_pushed_at_ms: Option<i64>,
+    /// A canary or linear spec that must move all traffic at once, and why (the execution role changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_at_once_why: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

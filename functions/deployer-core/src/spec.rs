@@ -579,7 +579,8 @@ impl TargetSpec {
             bad(
                 "(spec)",
                 format!(
-                    "is {size} bytes as JSON; the limit is {MAX_SPEC_BYTES}: every step of the state machine carries                      the spec, and a Step Functions state holds at most 262,144 bytes. The largest parts: {}",
+                    "is {size} bytes as JSON; the limit is {MAX_SPEC_BYTES}: every step of the state machine carries \
+                     the spec, and a Step Functions state holds at most 262,144 bytes. The largest parts: {}",
                     largest_parts(self)
                 ),
             );

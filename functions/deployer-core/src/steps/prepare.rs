@@ -2,6 +2,7 @@ use crate::decisions::{code_matches, config_drift, started_by_trigger, supersede
 use crate::ids::Version;
 use crate::plan::{ExecutionInput, Plan, PrepareInput};
 use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LockOutcome, TargetStore};
+use crate::spec::{Strategy, TargetSpec};
 use crate::steps::input;
 use crate::DeployError;
 
@@ -84,19 +85,22 @@ pub async fn prepare(
     if let Some(a) = &alias {
         if Version::parse(&a.version).is_err() {
             return Err(DeployError::invalid(format!(
-                "alias {} of {} points at {:?}, not a published version: updating $LATEST would put the untested                  image behind it. Point the alias at a published version (aws lambda update-alias) and deploy again",
+                "alias {} of {} points at {:?}, not a published version: updating $LATEST would put the untested \
+                 image behind it. Point the alias at a published version (aws lambda update-alias) and deploy again",
                 target.alias, target.function, a.version
             )));
         }
     }
     let previous_version = alias.as_ref().and_then(|a| Version::parse(&a.version).ok());
     let mut already_live = false;
+    let mut all_at_once_why = None;
     if let (Some(a), Some(v)) = (&alias, &previous_version) {
         if a.additional.is_none() {
             if let Some(serving) = lambda.get_function(&target.function, Some(v.as_str())).await? {
                 already_live =
                     code_matches(&serving, &request.image_digest, target.configuration.architecture.as_str())
                         && config_drift(&target.configuration, &serving, &target.log_group()).is_empty();
+                all_at_once_why = role_change(&target, v, &serving.config.role);
             }
         }
     }
@@ -120,6 +124,25 @@ pub async fn prepare(
         superseded_by: superseded,
         superseded_why,
         image_pushed_at_ms: image.pushed_at_ms,
+        all_at_once_why,
         target,
+    })
+}
+
+/// Lambda routes an alias only between versions with the same execution role: a canary or linear shift to
+/// a version with another role would be refused at its first step, so it moves all traffic at once, and
+/// says why.
+fn role_change(target: &TargetSpec, serving: &Version, serving_role: &str) -> Option<String> {
+    let kind = match target.strategy {
+        Strategy::AllAtOnce => return None,
+        Strategy::Canary { .. } => "canary",
+        Strategy::Linear { .. } => "linear",
+    };
+    (serving_role != target.configuration.role).then(|| {
+        format!(
+            "version {serving} runs as {serving_role} and the new one as {}: Lambda routes an alias only between \
+             versions with the same execution role, so all traffic moves at once (no {kind} shift)",
+            target.configuration.role
+        )
     })
 }

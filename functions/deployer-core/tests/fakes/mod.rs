@@ -150,6 +150,7 @@ pub fn plan(target: TargetSpec, d: ImageDigest, exists: bool, previous: Option<&
         already_live: false,
         superseded_by: None,
         superseded_why: None,
+        all_at_once_why: None,
         image_pushed_at_ms: None,
         target,
     }

@@ -2,6 +2,7 @@
 //! where the function stands.
 
 use deployer_core::plan::{Outcome, Plan, PrepareInput};
+use deployer_core::spec::TargetSpec;
 use deployer_core::steps::prepare;
 use deployer_core::DeployError;
 use serde_json::{json, Value};
@@ -543,4 +544,44 @@ async fn an_image_with_no_push_time_or_no_records_is_not_superseded() {
     // AND with no records at all, neither is an image with a push time
     let plan = run(&store, &registry(), &lambda, request(FN, REPO, &v2(), "sha-2222222")).await.unwrap();
     assert_eq!(plan.superseded_by, None);
+}
+
+// ---- a shift to a version with another execution role ----
+
+#[tokio::test]
+async fn a_gradual_shift_to_a_version_with_another_role_moves_all_at_once_and_says_why() {
+    // GIVEN version 1 live, running as the spec's role
+    let lambda = FakeLambda::new();
+    let one = lambda.seed_release(&spec(), &v1());
+    lambda.seed_alias(&spec(), &one, "deployer previous=none");
+    let canary = |role: &str| {
+        spec_with(json!({"strategy": {"type": "canary", "percent": 10, "bakeSeconds": 60},
+                         "configuration": {"role": role}}))
+    };
+    let same = spec().configuration.role.clone();
+    let other = "arn:aws:iam::123456789012:role/ml-inference-v2";
+    let cases: Vec<(&str, TargetSpec, bool)> = vec![
+        ("canary, same role", canary(&same), false),
+        ("canary, another role", canary(other), true),
+        ("all at once, another role", spec_with(json!({"configuration": {"role": other}})), false),
+    ];
+    for (what, target, all_at_once) in cases {
+        // WHEN Prepare plans v2 with that spec
+        let plan = run_in(
+            &FakeStore::with([target.clone()]),
+            &registry(),
+            &lambda,
+            &FakeLedger::new(),
+            EXECUTION,
+            request(FN, REPO, &v2(), "sha-2222222"),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+        // THEN a canary whose role changes goes all at once, saying why: Lambda would refuse the weighted alias
+        assert_eq!(plan.all_at_once_why.is_some(), all_at_once, "{what}: {:?}", plan.all_at_once_why);
+        if let Some(why) = &plan.all_at_once_why {
+            assert!(why.contains(&same) && why.contains(other) && why.contains("no canary shift"), "{why}");
+        }
+    }
 }
