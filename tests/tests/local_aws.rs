@@ -82,6 +82,29 @@ async fn image_function(aws: &Aws, repo: &str, tag: &str) -> String {
     name
 }
 
+/// A settled provided.al2023 zip function running the fixture, with `timeout` seconds and `env`.
+async fn zip_function(aws: &Aws, prefix: &str, timeout: i32, env: &[(&str, &str)]) -> String {
+    let name = unique(prefix);
+    let mut vars = Environment::builder();
+    for (k, v) in env {
+        vars = vars.variables(*k, *v);
+    }
+    aws.lambda
+        .create_function()
+        .function_name(&name)
+        .role(&aws.role)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .timeout(timeout)
+        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
+        .environment(vars.build())
+        .send()
+        .await
+        .unwrap();
+    wait::function_settled(&aws.lambda, &name).await;
+    name
+}
+
 struct Invoked {
     payload: Value,
     function_error: Option<String>,
@@ -1247,18 +1270,7 @@ async fn conditions_and_pass_role_are_evaluated() {
 #[tokio::test]
 async fn a_function_calls_aws_with_its_execution_roles_session() {
     let aws = aws().await;
-    let name = unique("creds");
-    aws.lambda
-        .create_function()
-        .function_name(&name)
-        .role(&aws.role)
-        .runtime(Runtime::Providedal2023)
-        .handler("bootstrap")
-        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
-        .send()
-        .await
-        .unwrap();
-    wait::function_settled(&aws.lambda, &name).await;
+    let name = zip_function(&aws, "creds", 3, &[]).await;
     // WHEN the function's code uses the credentials Lambda gave it
     let out = invoke(&aws, &name, None, json!({"credentials": true})).await;
     let key = out.payload["accessKeyId"].as_str().unwrap().to_string();
@@ -1536,20 +1548,7 @@ async fn an_execution_past_its_timeout_times_out_and_a_slow_task_fails_with_stat
     assert_eq!(d.status(), &aws_sdk_sfn::types::ExecutionStatus::TimedOut, "{d:?}");
 
     // A Task with TimeoutSeconds 1 on a function that takes 4 s.
-    let name = unique("slow");
-    aws.lambda
-        .create_function()
-        .function_name(&name)
-        .role(&aws.role)
-        .runtime(Runtime::Providedal2023)
-        .handler("bootstrap")
-        .timeout(10)
-        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
-        .environment(Environment::builder().variables("FIXTURE_TRAFFIC", "slow:4000").build())
-        .send()
-        .await
-        .unwrap();
-    wait::function_settled(&aws.lambda, &name).await;
+    let name = zip_function(&aws, "slow", 10, &[("FIXTURE_TRAFFIC", "slow:4000")]).await;
     let d = run_to_end(
         &aws,
         json!({"StartAt": "Slow", "States": {"Slow": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
@@ -1565,26 +1564,9 @@ async fn an_execution_past_its_timeout_times_out_and_a_slow_task_fails_with_stat
 #[tokio::test]
 async fn duration_is_the_handlers_time_and_init_is_reported_apart() {
     let aws = aws().await;
-    let name = unique("duration");
     // GIVEN a function whose init takes 1.5 s and whose handler takes 0.3 s on traffic
-    aws.lambda
-        .create_function()
-        .function_name(&name)
-        .role(&aws.role)
-        .runtime(Runtime::Providedal2023)
-        .handler("bootstrap")
-        .timeout(10)
-        .code(FunctionCode::builder().zip_file(Blob::new(fixture::zip())).build())
-        .environment(
-            Environment::builder()
-                .variables("FIXTURE_INIT", "slow:1500")
-                .variables("FIXTURE_TRAFFIC", "slow:300")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait::function_settled(&aws.lambda, &name).await;
+    let name =
+        zip_function(&aws, "duration", 10, &[("FIXTURE_INIT", "slow:1500"), ("FIXTURE_TRAFFIC", "slow:300")]).await;
     // WHEN it is invoked cold, then warm
     let cold = invoke(&aws, &name, None, json!({"traffic": true})).await;
     let warm = invoke(&aws, &name, None, json!({"traffic": true})).await;
