@@ -1188,7 +1188,7 @@ async fn a_role_session_may_do_only_what_its_policies_allow() {
     denied("ListStateMachines", aws_sdk_sfn::Client::new(&cfg).list_state_machines().send().await);
     let msg =
         denied("DescribeAlarms", aws_sdk_cloudwatch::Client::new(&cfg).describe_alarms().alarm_names("x").send().await);
-    assert!(msg.contains(&"alarm:x"), "each named alarm is the resource: {msg}");
+    assert!(msg.contains("alarm:x"), "each named alarm is the resource: {msg}");
 
     // WHEN the role's policy changes, THEN the next call is judged by the new policy
     iam.put_role_policy()
