@@ -1376,15 +1376,16 @@ async fn lambda_adds_its_pull_statement_to_a_repository_policy_only_for_a_caller
     };
     let role = assumable_role(&iam, &name, statements(vec![])).await;
     let cfg = as_role(&role).await;
-    let create = |suffix: &str| {
+    let create_from = |repo: &str, suffix: &str| {
         aws_sdk_lambda::Client::new(&cfg)
             .create_function()
             .function_name(format!("{name}-{suffix}"))
             .role(&aws.role)
             .package_type(PackageType::Image)
-            .code(FunctionCode::builder().image_uri(image_uri(&repo, "a")).build())
+            .code(FunctionCode::builder().image_uri(image_uri(repo, "a")).build())
             .send()
     };
+    let create = |suffix: &str| create_from(&repo, suffix);
     // THEN Lambda refuses: it cannot pull, and the caller may not let it
     let msg = denied("CreateFunction from a repository Lambda may not pull", create("a").await);
     assert!(msg.contains("ecr:GetRepositoryPolicy") || msg.contains("ecr:SetRepositoryPolicy"), "{msg}");
@@ -1435,17 +1436,8 @@ async fn lambda_adds_its_pull_statement_to_a_repository_policy_only_for_a_caller
         .send()
         .await
         .unwrap();
-    let create_from = |suffix: &str| {
-        aws_sdk_lambda::Client::new(&cfg)
-            .create_function()
-            .function_name(format!("{name}-{suffix}"))
-            .role(&aws.role)
-            .package_type(PackageType::Image)
-            .code(FunctionCode::builder().image_uri(image_uri(&other_repo, "a")).build())
-            .send()
-    };
-    create_from("yes").await.expect("the condition names this function");
-    denied("a function the condition does not name", create_from("no").await);
+    create_from(&other_repo, "yes").await.expect("the condition names this function");
+    denied("a function the condition does not name", create_from(&other_repo, "no").await);
 }
 
 #[tokio::test]
