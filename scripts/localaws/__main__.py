@@ -20,8 +20,14 @@ def main() -> None:
         default=float(os.environ.get("LOCAL_AWS_LAMBDA_UPDATE_DELAY", "1.0")),
         help="seconds a Lambda update stays InProgress (default 1)",
     )
+    s.add_argument(
+        "--metric-lag",
+        type=float,
+        default=float(os.environ.get("LOCAL_AWS_METRIC_LAG_SECONDS", "60")),
+        help="seconds before a CloudWatch datapoint is visible (default 60, as on AWS)",
+    )
     args = parser.parse_args()
-    serve(args.port, args.state_dir, args.region, args.lambda_update_delay)
+    serve(args.port, args.state_dir, args.region, args.lambda_update_delay, args.metric_lag)
 
 
 if __name__ == "__main__":

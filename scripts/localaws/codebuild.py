@@ -22,6 +22,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from . import clock
+
 log = logging.getLogger("localaws.codebuild")
 
 PHASES = ("INSTALL", "PRE_BUILD", "BUILD", "POST_BUILD")
@@ -134,7 +136,7 @@ def _run(build: dict, spec_text: str, env: dict, timeout: float, logs, group: st
             build["phases"].append(record)
             build["currentPhase"] = phase
             for command in commands:
-                remaining = timeout - (time.monotonic() - started)
+                remaining = clock.real(timeout) - (time.monotonic() - started)
                 write(f"[Container] Running command {command}")
                 try:
                     done = subprocess.run(

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 
 from moto.events.models import Rule
 from moto.events.utils import EventTemplateParser
 
-from . import iam
+from . import clock, iam
 
 log = logging.getLogger("localaws.events")
 
@@ -122,7 +121,7 @@ def _deliver(rule, target, payload: str, lambda_service, endpoint_url: str) -> N
             log.warning(
                 "rule %s delivery to %s failed (attempt %d/%d): %s", rule.name, arn, attempt, DELIVERY_ATTEMPTS, e
             )
-            time.sleep(0.5 * 2 ** (attempt - 1))
+            clock.sleep(0.5 * 2 ** (attempt - 1))
 
 
 def _start_execution(target: dict, arn: str, payload: str, endpoint_url: str) -> None:

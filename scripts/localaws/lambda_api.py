@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
-from . import iam, telemetry
+from . import clock, iam, telemetry
 from .code import CodeError, CodeStore
 from .sandbox import InitFailed, Outcome, Sandbox
 from .usage import USAGE
@@ -603,7 +603,7 @@ class LambdaService:
     def _schedule_update(self, fn: Function) -> None:
         fn.update_token += 1
         token = fn.update_token
-        timer = threading.Timer(self.update_delay, self._finish_update, args=(fn, token))
+        timer = threading.Timer(clock.real(self.update_delay), self._finish_update, args=(fn, token))
         timer.daemon = True
         timer.start()
 
@@ -1067,7 +1067,7 @@ class LambdaService:
             fn.provisioned[q] = config
             token = object()
             config["_token"] = token
-        timer = threading.Timer(self.update_delay, self._finish_provisioning, args=(fn, q, token))
+        timer = threading.Timer(clock.real(self.update_delay), self._finish_provisioning, args=(fn, q, token))
         timer.daemon = True
         timer.start()
         return 202, {k: v for k, v in config.items() if not k.startswith("_")}
@@ -1267,7 +1267,7 @@ class LambdaService:
                 if e.code != "TooManyRequestsException":
                     return
             if delay is not None:
-                time.sleep(delay)
+                clock.sleep(delay)
 
     def invoke_event(self, account: str, region: str, function_arn: str, payload: bytes) -> None:
         """An asynchronous invocation from another service (EventBridge). Raises ApiError if it cannot be queued."""

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import clock
 from .code import Artifact
 
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit for on-demand functions
@@ -86,6 +87,8 @@ class Sandbox:
         """Start the process and wait until it asks for its first event. Raises InitFailed."""
         env = dict(self.env)
         env["AWS_LAMBDA_RUNTIME_API"] = self.runtime_api
+        if not self.artifact.chroot:  # an image's root has no preload; its clock stays real
+            env.update(clock.child_env())
         art = self.artifact
         preexec = None
         if art.chroot:
@@ -139,7 +142,7 @@ class Sandbox:
         self._picked_up = None
         self._responded = None
         self._current = request_id
-        deadline_ms = int((time.time() + self.timeout_s) * 1000)
+        deadline_ms = int((time.time() + self.timeout_s * clock.SCALE) * 1000)  # on the function's clock
         started = time.monotonic()
         self._events.put((request_id, payload, deadline_ms, client_context))
         finished = False

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from . import cbor, cloudformation, codebuild, events, iam, protocol, stepfunctions, telemetry
+from . import cbor, clock, cloudformation, codebuild, events, iam, protocol, stepfunctions, telemetry
 from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
@@ -288,6 +288,10 @@ class LocalAws:
                     "pid": os.getpid(),
                     "uptimeSeconds": round(time.time() - self.started, 1),
                     "lambdaUpdateDelaySeconds": self.lambda_service.update_delay,
+                    "metricLagSeconds": telemetry.METRIC_LAG_SECONDS,
+                    "clockScale": clock.SCALE,
+                    # Local AWS's clock (compressed when clockScale > 1), to compare its timestamps with.
+                    "nowMs": int(time.time() * 1000),
                 },
             )
         if path.startswith("/_local/faults/") and method == "DELETE":
@@ -340,8 +344,10 @@ class LocalAws:
         return reply(404, {"error": f"unknown control endpoint {method} {path}; see scripts/localaws/README.md"})
 
 
-def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
+def serve(port: int, state_dir: Path, region: str, update_delay: float, metric_lag: float) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    clock.configure()
+    telemetry.METRIC_LAG_SECONDS = metric_lag
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions interpreter calls services at this port
     from moto.core.config import default_user_config
@@ -362,6 +368,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float) -> None:
     events.install_execution_status_events()
     iam.install_state_machine_credentials()
     stepfunctions.install()
+    clock.install_step_functions()
     codebuild.install(endpoint)
     cloudformation.install(lambda_service)
     app = LocalAws(DomainDispatcherApplication(create_backend_app), lambda_service, registry, FaultRegistry())

@@ -5,6 +5,8 @@ Metrics, per invocation, in namespace AWS/Lambda, as Lambda publishes them:
   {FunctionName}; {FunctionName, Resource=<function>:<qualifier>} when a qualifier was used;
   {FunctionName, Resource=<function>:<alias>, ExecutedVersion=<version>} when an alias was invoked, except
   Throttles: a throttled request executes no version, so it has no ExecutedVersion series.
+  A datapoint carries the invocation's time but is visible to GetMetricData/GetMetricStatistics only after
+  METRIC_LAG_SECONDS (default 60, LOCAL_AWS_METRIC_LAG_SECONDS): CloudWatch ingests metrics with a delay.
 Logs: everything the process prints goes to the function's log group (LoggingConfig.LogGroup or
 /aws/lambda/<name>), one stream per sandbox, with the START/END/REPORT platform lines (JSON records when
 LoggingConfig.LogFormat is JSON).
@@ -12,7 +14,9 @@ LoggingConfig.LogFormat is JSON).
 
 from __future__ import annotations
 
+import heapq
 import json
+import logging
 import math
 import shutil
 import threading
@@ -23,7 +27,60 @@ from pathlib import Path
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.logs.models import logs_backends
 
+from . import clock
+
 _lock = threading.Lock()
+
+# How long a datapoint takes to become visible, on local AWS's clock. AWS: Lambda "sends metric data to
+# CloudWatch in 1-minute intervals" (Lambda Developer Guide); the exact delay is not documented.
+METRIC_LAG_SECONDS = 60.0
+
+
+class _Ingest:
+    """Datapoints in flight: each reaches moto's CloudWatch when its lag has passed, with its own timestamp."""
+
+    def __init__(self):
+        self._due: list[tuple[float, int, str, str, list]] = []
+        self._seq = 0
+        self._ready = threading.Condition()
+        threading.Thread(target=self._run, name="metric-ingest", daemon=True).start()
+
+    def put(self, account: str, region: str, data: list) -> None:
+        if METRIC_LAG_SECONDS <= 0:
+            _store(account, region, data)
+            return
+        with self._ready:
+            self._seq += 1
+            due = time.monotonic() + clock.real(METRIC_LAG_SECONDS)
+            heapq.heappush(self._due, (due, self._seq, account, region, data))
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._ready.wait(None if not self._due else self._due[0][0] - time.monotonic())
+                _, _, account, region, data = heapq.heappop(self._due)
+            try:
+                _store(account, region, data)
+            except Exception:  # a lost datapoint would read as "no traffic": say so loudly
+                logging.getLogger("localaws.telemetry").exception("storing a metric datapoint failed")
+
+
+def _store(account: str, region: str, data: list) -> None:
+    with _lock:
+        cloudwatch_backends[account][region].put_metric_data("AWS/Lambda", data)
+
+
+_INGEST: _Ingest | None = None
+
+
+def _ingest() -> _Ingest:
+    global _INGEST
+    if _INGEST is None:
+        _INGEST = _Ingest()
+    return _INGEST
+
 
 # Where every log line is also written, one file per stream (`<LOG_DIR>/<group>/<stream>.log`), so that what a
 # function printed can be read after a failed run even once local AWS has stopped. A start clears it.
@@ -94,8 +151,7 @@ def put_invocation_metrics(
                     "Timestamp": now,
                 }
             )
-    with _lock:
-        cloudwatch_backends[account][region].put_metric_data("AWS/Lambda", data)
+    _ingest().put(account, region, data)
 
 
 class LogStream:

@@ -10,6 +10,19 @@ pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".to_string())
 }
 
+/// Local AWS's health: its pid, clock scale (`clockScale`), the time on its clock (`nowMs`), CloudWatch's
+/// ingest lag (`metricLagSeconds`).
+pub async fn health() -> serde_json::Value {
+    let url = format!("{}/_local/health", endpoint());
+    let r = reqwest::get(&url).await.unwrap_or_else(|e| panic!("local AWS does not answer at {url}: {e}"));
+    r.json().await.expect("local AWS's health is JSON")
+}
+
+/// How long local AWS holds a CloudWatch datapoint before GetMetricData/GetMetricStatistics see it.
+pub async fn metric_lag_seconds() -> f64 {
+    health().await["metricLagSeconds"].as_f64().expect("local AWS reports metricLagSeconds")
+}
+
 /// Registry host:port of local ECR (the endpoint without its scheme).
 pub fn registry() -> String {
     endpoint().trim_start_matches("http://").trim_end_matches('/').to_string()

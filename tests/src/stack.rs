@@ -26,6 +26,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-safety",
     "e2e-iam",
     "e2e-readme",
+    "e2e-long-run",
 ];
 
 #[derive(Debug, Clone)]

@@ -576,7 +576,15 @@ async fn reserved_concurrency_zero_throttles_and_counts_throttles() {
 // Metrics and logs
 // ---------------------------------------------------------------------------------------------
 
+/// The sum of a metric over the last ten minutes, read once local AWS's ingest lag has passed for what
+/// was invoked before the call.
 async fn metric_sum(aws: &Aws, metric: &str, dims: &[(&str, &str)]) -> f64 {
+    tokio::time::sleep(Duration::from_secs_f64(sdk::metric_lag_seconds().await + 1.0)).await;
+    metric_points(aws, metric, dims, 60).await.iter().map(|(_, sum)| sum).sum()
+}
+
+/// (timestamp in seconds, sum) of each datapoint of the last ten minutes, as CloudWatch has them now.
+async fn metric_points(aws: &Aws, metric: &str, dims: &[(&str, &str)], period: i32) -> Vec<(i64, f64)> {
     use aws_sdk_cloudwatch::types::{Dimension, Statistic};
     use aws_smithy_types::DateTime;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
@@ -587,13 +595,52 @@ async fn metric_sum(aws: &Aws, metric: &str, dims: &[(&str, &str)]) -> f64 {
         .metric_name(metric)
         .start_time(DateTime::from_secs(now - 600))
         .end_time(DateTime::from_secs(now + 60))
-        .period(60)
+        .period(period)
         .statistics(Statistic::Sum);
     for (k, v) in dims {
         req = req.dimensions(Dimension::builder().name(*k).value(*v).build());
     }
     let out = req.send().await.unwrap();
-    out.datapoints().iter().filter_map(|d| d.sum()).sum()
+    out.datapoints().iter().filter_map(|d| Some((d.timestamp()?.secs(), d.sum()?))).collect()
+}
+
+#[tokio::test]
+async fn a_datapoint_is_visible_only_after_the_ingest_lag_and_keeps_the_invocation_time() {
+    let aws = aws().await;
+    let lag = sdk::metric_lag_seconds().await;
+    assert!(lag >= 2.0, "this test needs an ingest lag of 2 s or more (LOCAL_AWS_METRIC_LAG_SECONDS), not {lag}");
+    let name = zip_function(&aws, "lt-lag", 10, &[]).await;
+    let dims = [("FunctionName", name.as_str())];
+    // Read right after the invocation, the datapoint is not there yet. A loaded machine may take longer than
+    // the lag between the two calls: then the look proves nothing and is made again.
+    let mut invoked = 0;
+    let mut seen_missing = false;
+    let mut invoked_at = Vec::new();
+    for _ in 0..5 {
+        let before = std::time::Instant::now();
+        invoke(&aws, &name, None, json!({})).await;
+        invoked += 1;
+        invoked_at.push(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64);
+        let points = metric_points(&aws, "Invocations", &dims, 1).await;
+        if before.elapsed().as_secs_f64() < lag - 1.0 {
+            assert_eq!(points, Vec::new(), "a datapoint was visible {:?} after the invocation", before.elapsed());
+            seen_missing = true;
+            break;
+        }
+    }
+    assert!(seen_missing, "no invocation was answered and read inside the {lag} s lag");
+    // Once the lag has passed it is there, stamped with the invocation's second, not the second it arrived.
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(lag + 30.0);
+    let points = loop {
+        let points = metric_points(&aws, "Invocations", &dims, 1).await;
+        if points.iter().map(|(_, s)| s).sum::<f64>() >= f64::from(invoked) {
+            break points;
+        }
+        assert!(std::time::Instant::now() < deadline, "the datapoints never arrived: {points:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let last = *invoked_at.last().unwrap();
+    assert!(points.iter().all(|(t, _)| *t <= last), "datapoints {points:?} stamped after the invocation at {last}");
 }
 
 #[tokio::test]
