@@ -8,6 +8,7 @@
 //! - [`faults`]: local AWS's fault injection endpoint.
 //! - [`wait`]: polling helpers for the asynchronous parts of AWS (function updates, executions).
 //! - [`stack`]: the deployer stack itself, deployed to local AWS from template.yaml.
+//! - [`traffic`]: production traffic through an alias while a deployment runs.
 //!
 //! Tests need local AWS running: `scripts/test.sh` starts it; alone, run `scripts/local-aws start`.
 
@@ -15,6 +16,7 @@ pub mod faults;
 pub mod fixture;
 pub mod sdk;
 pub mod stack;
+pub mod traffic;
 pub mod wait;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,11 +9,8 @@
 //!
 //!     bash tests/scripts/long_run.sh
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::primitives::Blob;
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::budget::{Budget, HISTORY_LIMIT, STATE_MACHINE_TIMEOUT_SECONDS};
 use deployer_core::ids::FunctionName;
@@ -21,6 +18,7 @@ use deployer_core::plan::Outcome;
 use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec;
 use deployer_tests::stack::{self, STACK};
+use deployer_tests::traffic::Traffic;
 use deployer_tests::{fixture, sdk, unique};
 use serde_json::json;
 
@@ -85,47 +83,6 @@ async fn a_wait_state_waits_on_the_compressed_clock_and_the_history_says_so() {
     assert_eq!(done.status, "TIMED_OUT", "{done:?} (scale {scale})");
     let waited_s = (local_now_ms().await - before) / 1000;
     assert!((3600..7200).contains(&waited_s), "timed out after {waited_s} s on local AWS's clock, not 3600");
-}
-
-/// Production traffic through the alias, counted by executed version.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<std::collections::BTreeMap<String, (u64, u64)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Traffic {
-    fn start(lambda: aws_sdk_lambda::Client, function: String) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
-        let (s, m) = (stop.clone(), seen.clone());
-        let task = tokio::spawn(async move {
-            while !s.load(Ordering::Relaxed) {
-                let out = lambda
-                    .invoke()
-                    .function_name(&function)
-                    .qualifier("live")
-                    .payload(Blob::new(json!({"traffic": true, "echo": "x"}).to_string()))
-                    .send()
-                    .await;
-                if let Ok(out) = out {
-                    let mut seen = m.lock().unwrap();
-                    let entry = seen.entry(out.executed_version().unwrap_or("?").to_string()).or_insert((0, 0));
-                    entry.0 += 1;
-                    entry.1 += u64::from(out.function_error().is_some());
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        Traffic { stop, seen, task }
-    }
-
-    async fn stop(self) -> std::collections::BTreeMap<String, (u64, u64)> {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        let seen = self.seen.lock().unwrap().clone();
-        seen
-    }
 }
 
 async fn acceptance_project(codebuild: &aws_sdk_codebuild::Client, role: &str) -> String {
