@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on this machine: installs what is missing (pinned Python tools, buildah), starts local
-# AWS, runs the linters and `cargo test --workspace`, and stops local AWS even on failure.
+# AWS, runs the linters and `cargo test --workspace`, then the long runs on a second local AWS with a
+# compressed clock (tests/scripts/long_run.sh), and stops local AWS even on failure.
 # Exits non-zero if any step failed; the summary at the end says which.
 #
 #   scripts/test.sh            everything

@@ -60,6 +60,7 @@ macro_rules! function_state {
             last_update: update_status(c.last_update_status()),
             last_update_reason: c.last_update_status_reason().map(str::to_string),
             package_type: c.package_type().map(|p| p.as_str().to_string()).unwrap_or_default(),
+            resolved_image_uri: None,
             config: CurrentConfig {
                 role: c.role().unwrap_or_default().to_string(),
                 memory_mb: uint(c.memory_size()),
@@ -175,6 +176,7 @@ impl FunctionApi for LambdaControlPlane {
             message: format!("{name}: the answer has no Configuration"),
         })?;
         let mut state = function_state!(name, c);
+        state.resolved_image_uri = out.code().and_then(|c| c.resolved_image_uri()).map(str::to_string);
         state.config.reserved_concurrency =
             out.concurrency().and_then(|c| c.reserved_concurrent_executions()).map(|n| n.max(0) as u32);
         Ok(Some(state))

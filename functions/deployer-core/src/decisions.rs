@@ -150,6 +150,26 @@ pub fn readiness(
         }
         return Readiness::Pending;
     }
+    // An image function's code is confirmed twice: CodeSha256, and the image Lambda resolved its ImageUri to.
+    if f.package_type == "Image" && f.code_sha256 == digest.hex() {
+        match f.resolved_image_uri.as_deref() {
+            Some(uri) if uri.ends_with(&format!("@{digest}")) => {}
+            Some(uri) => {
+                return Readiness::Failed(format!(
+                    "{} reports CodeSha256 {} but its ResolvedImageUri is {uri}, not an image with digest {digest}: \
+                     Lambda does not run the image this deployment set",
+                    f.name, f.code_sha256
+                ))
+            }
+            None => {
+                return Readiness::Failed(format!(
+                    "GetFunction returned no Code.ResolvedImageUri for image function {}: which image it runs \
+                     cannot be confirmed",
+                    f.name
+                ))
+            }
+        }
+    }
     if !config_drift(desired, f, default_log_group).is_empty()
         || !code_matches(f, digest, desired.architecture.as_str())
     {
@@ -490,6 +510,7 @@ mod tests {
             last_update: update,
             last_update_reason: Some("update reason".into()),
             package_type: "Image".into(),
+            resolved_image_uri: Some(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/r@{}", digest('a'))),
             config: CurrentConfig {
                 role: "arn:aws:iam::123456789012:role/r".into(),
                 memory_mb: 512,
@@ -598,6 +619,34 @@ mod tests {
                 digest('a'),
                 301_000,
                 Readiness::Failed("f was still updating after 301 s (readyTimeoutSeconds is 300 s)".into()),
+            ),
+            (
+                "CodeSha256 matches, ResolvedImageUri names another image",
+                FunctionState {
+                    resolved_image_uri: Some(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/r@{}", digest('b'))),
+                    ..function(LambdaState::Active, UpdateStatus::Successful)
+                },
+                digest('a'),
+                0,
+                Readiness::Failed(format!(
+                    "f reports CodeSha256 {} but its ResolvedImageUri is \
+                     123456789012.dkr.ecr.us-east-1.amazonaws.com/r@{}, not an image with digest {}: Lambda does \
+                     not run the image this deployment set",
+                    digest('a').hex(),
+                    digest('b'),
+                    digest('a')
+                )),
+            ),
+            (
+                "no ResolvedImageUri",
+                FunctionState { resolved_image_uri: None, ..function(LambdaState::Active, UpdateStatus::Successful) },
+                digest('a'),
+                0,
+                Readiness::Failed(
+                    "GetFunction returned no Code.ResolvedImageUri for image function f: which image it runs cannot \
+                     be confirmed"
+                        .into(),
+                ),
             ),
         ];
         for (what, f, dg, elapsed, want) in cases {

@@ -58,6 +58,9 @@ pub struct FunctionState {
     pub last_update: UpdateStatus,
     pub last_update_reason: Option<String>,
     pub package_type: String,
+    /// The image, by digest, that Lambda resolved the function's ImageUri to (GetFunction's
+    /// `Code.ResolvedImageUri`); None where the call's answer has no Code (CreateFunction, the updates).
+    pub resolved_image_uri: Option<String>,
     pub config: CurrentConfig,
 }
 

@@ -106,7 +106,20 @@ async fn get_function_maps_the_configuration_lambda_reports() {
         .build();
     let rule = mock!(Client::get_function)
         .match_requests(|r| r.function_name() == Some("ml-inference") && r.qualifier().is_none())
-        .then_output(move || GetFunctionOutput::builder().configuration(config.clone()).build());
+        .then_output(move || {
+            GetFunctionOutput::builder()
+                .configuration(config.clone())
+                .code(
+                    aws_sdk_lambda::types::FunctionCodeLocation::builder()
+                        .repository_type("ECR")
+                        .image_uri("123456789012.dkr.ecr.us-east-1.amazonaws.com/ml:v2")
+                        .resolved_image_uri(format!(
+                            "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml@sha256:{DIGEST_HEX}"
+                        ))
+                        .build(),
+                )
+                .build()
+        });
     let api = LambdaControlPlane::new(client!(aws_sdk_lambda, &rule));
 
     // WHEN its $LATEST is read
@@ -123,6 +136,7 @@ async fn get_function_maps_the_configuration_lambda_reports() {
         last_update: UpdateStatus::Successful,
         last_update_reason: Some("done".into()),
         package_type: "Image".into(),
+        resolved_image_uri: Some(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/ml@sha256:{DIGEST_HEX}")),
         config: CurrentConfig {
             role: "arn:aws:iam::123456789012:role/ml".into(),
             memory_mb: 512,

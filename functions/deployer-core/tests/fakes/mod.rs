@@ -445,6 +445,7 @@ impl LambdaWorld {
             last_update: UpdateStatus::Unknown,
             last_update_reason: None,
             package_type: "Image".into(),
+            resolved_image_uri: None,
             config: current_from(d, name.as_str(), d.architecture.as_str()),
         };
         let f = FakeFunction {
@@ -866,10 +867,16 @@ impl FunctionApi for FakeLambda {
     async fn get_function(&self, name: &FunctionName, qualifier: Option<&str>) -> ports::Result<Option<FunctionState>> {
         let w = self.enter("GetFunction", format!("GetFunction {}", q(name, qualifier)))?;
         let Some(f) = w.functions.get(name.as_str()) else { return Ok(None) };
-        Ok(match qualifier {
+        let state = match qualifier {
             None | Some("$LATEST") => Some(f.latest.clone()),
             Some(v) => v.parse::<u64>().ok().and_then(|n| f.versions.get(&n).cloned()),
-        })
+        };
+        // GetFunction's Code: the image the code's digest resolves to in the function's repository.
+        let repository = f.image_uri.split_once('@').map_or(f.image_uri.as_str(), |(r, _)| r);
+        Ok(state.map(|mut s| {
+            s.resolved_image_uri = Some(format!("{repository}@sha256:{}", s.code_sha256));
+            s
+        }))
     }
 
     async fn create_function(
