@@ -19,4 +19,5 @@ rm -rf "$LOCAL_AWS_STATE"
 trap '"$ROOT/scripts/local-aws" stop >/dev/null || true' EXIT
 export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCAL_AWS_PORT"
 cd "$ROOT"
-cargo test -p deployer-tests --test long_run -- --ignored --test-threads 2
+# --workspace: the features `cargo test --workspace` builds with, so its build is reused (-p would rebuild the SDKs).
+cargo test --workspace --test long_run -- --ignored --test-threads 2
