@@ -4,7 +4,9 @@ moto's CloudFormation creates AWS::Lambda::Function and AWS::Lambda::Permission 
 model, which local AWS does not serve, and creates AWS::StepFunctions::StateMachine without its
 DefinitionSubstitutions and outside the interpreter. Here those three resource types are created through
 local AWS's Lambda and Step Functions instead, so that a stack made from the project's template.yaml
-(translated by aws-sam-translator) runs for real. Every other resource type is moto's own.
+(translated by aws-sam-translator) runs for real. Every other resource type is moto's own, except that a
+stack update of an AWS::IAM::Role applies its new policies: moto's keeps the role's old inline and managed
+policies and trust policy, so an update that takes a permission away would leave it granted.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 import re
 
 from moto.awslambda.models import LambdaFunction, Permission
+from moto.iam.models import Role, iam_backends
 from moto.stepfunctions.models import StateMachine
+from moto.utilities.utils import get_partition
 
 from .lambda_api import ApiError, LambdaService
 
@@ -175,6 +179,36 @@ def install(service: LambdaService) -> None:
         )
         return backend.describe_state_machine(original_resource.arn)
 
+    original_role_update = Role.update_from_cloudformation_json
+
+    def update_role(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        """As CloudFormation updates a role: its policies become the template's, those it no longer lists go."""
+        role = original_role_update.__func__(
+            cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        )
+        props = cloudformation_json.get("Properties", {})
+        iam = iam_backends[account_id][get_partition(region_name)]
+
+        def text(doc) -> str:
+            return doc if isinstance(doc, str) else json.dumps(doc)
+
+        if "AssumeRolePolicyDocument" in props:
+            iam.update_assume_role_policy(role.name, text(props["AssumeRolePolicyDocument"]))
+        wanted = {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies") or []}
+        for name in list(role.policies):
+            if name not in wanted:
+                iam.delete_role_policy(role.name, name)
+        for name, doc in wanted.items():
+            iam.put_role_policy(role.name, name, text(doc))
+        managed = set(props.get("ManagedPolicyArns") or [])
+        for arn in list(role.managed_policies):
+            if arn not in managed:
+                iam.detach_role_policy(arn, role.name)
+        for arn in managed - set(role.managed_policies):
+            iam.attach_role_policy(arn, role.name)
+        return role
+
+    Role.update_from_cloudformation_json = classmethod(update_role)
     LambdaFunction.create_from_cloudformation_json = classmethod(create_function)
     LambdaFunction.update_from_cloudformation_json = classmethod(update_function)
     LambdaFunction.delete_from_cloudformation_json = classmethod(delete_function)

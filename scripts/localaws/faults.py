@@ -8,7 +8,8 @@ DELETE /_local/faults clear them all; DELETE /_local/faults/<id> just one
 "service" is the SigV4 signing name (lambda, states, ecr, events, logs, monitoring, iam, ...; "sfn" is
 accepted for states and "cloudwatch" for monitoring). "operation" is the API operation name. "match",
 optional, is a string that must appear in the request path or body (a function name, say), so a fault can
-aim at one resource. "error" is the error code to answer with, or "timeout": the call hangs for
+aim at one resource. "caller", optional, is the name of the IAM role whose session must have signed the
+call (a step's execution role, say), so a fault can aim at one caller. "error" is the error code to answer with, or "timeout": the call hangs for
 delaySeconds (default 30) and then answers 504 with nothing done, as a call whose client gave up.
 """
 
@@ -42,6 +43,7 @@ class Fault:
     error: str
     count: int
     match: list[str] | None = None
+    caller: str | None = None
     status: int | None = None
     message: str | None = None
     delay_seconds: float = 30.0
@@ -56,6 +58,7 @@ class Fault:
             "remaining": self.count,
             "fired": self.fired,
             "match": self.match,
+            "caller": self.caller,
             "status": self.status,
             "message": self.message,
             "delaySeconds": self.delay_seconds,
@@ -97,6 +100,13 @@ class FaultRegistry:
         status = spec.get("status")
         if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
             raise FaultError(f"status must be an HTTP error status (400-599), got {status!r}")
+        caller = spec.get("caller")
+        if caller is not None and (not isinstance(caller, str) or not caller):
+            raise FaultError(f"caller must be an IAM role name (a non-empty string), got {caller!r}")
+        unknown = set(spec) - {"service", "operation", "error", "count", "match", "caller", "status", "message",
+                               "delaySeconds"}  # fmt: skip
+        if unknown:
+            raise FaultError(f"unknown fault field(s) {', '.join(sorted(unknown))}: see the header of faults.py")
         delay = spec.get("delaySeconds", 30.0)
         if not isinstance(delay, (int, float)) or delay < 0 or delay > 900:
             raise FaultError(f"delaySeconds must be a number from 0 to 900, got {delay!r}")
@@ -108,6 +118,7 @@ class FaultRegistry:
                 error=spec["error"],
                 count=count,
                 match=_match_list(spec.get("match")),
+                caller=caller,
                 status=status,
                 message=spec.get("message"),
                 delay_seconds=float(delay),
@@ -131,8 +142,11 @@ class FaultRegistry:
         with self._lock:
             return [f.to_json() for f in self._faults]
 
-    def take(self, service: str | None, operation: str | None, haystack: str) -> Fault | None:
-        """The first armed fault for this call, with one of its shots used; None if none applies."""
+    def take(
+        self, service: str | None, operation: str | None, haystack: str, caller: str | None = None
+    ) -> Fault | None:
+        """The first armed fault for this call (signed by the role `caller`, None for the administrator), with
+        one of its shots used; None if none applies."""
         if not operation:
             return None
         service = canonical_service(service)
@@ -143,6 +157,8 @@ class FaultRegistry:
                 if service is not None and fault.service != service:
                     continue
                 if fault.match and not all(m in haystack for m in fault.match):
+                    continue
+                if fault.caller is not None and fault.caller != caller:
                     continue
                 fault.count -= 1
                 fault.fired += 1

@@ -115,6 +115,14 @@ class Sessions:
             raise InvalidToken(key)
         return session
 
+    def role_of(self, authorization: str | None) -> str | None:
+        """The role name of the session that signed a request; None for the administrator or a key never issued."""
+        try:
+            session = self.of(authorization)
+        except InvalidToken:
+            return None
+        return session.role_name if session else None
+
 
 SESSIONS = Sessions()
 

@@ -117,11 +117,12 @@ class LocalAws:
             route = self.lambda_service.route(method, path)
             if route is not None:
                 call.operation = route[0]
-        USAGE.call(environ.get("HTTP_AUTHORIZATION"), call.service, call.operation)
+        caller = iam.SESSIONS.role_of(environ.get("HTTP_AUTHORIZATION"))
+        USAGE.call(environ.get("HTTP_AUTHORIZATION"), call.service, call.operation, caller)
         refused = self.authorize(call, route, environ, path, body)
         if refused is not None:
             return refused
-        fault = self.faults.take(call.service, call.operation, path + "\n" + body.decode("utf-8", "replace"))
+        fault = self.faults.take(call.service, call.operation, path + "\n" + body.decode("utf-8", "replace"), caller)
         if fault is not None:
             log.info("fault #%d: %s.%s answers %s", fault.id, call.service, call.operation, fault.error)
             if fault.error == "timeout":

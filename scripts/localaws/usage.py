@@ -1,5 +1,5 @@
-"""What was asked of local AWS, for benchmarks: API calls by caller (the access key id in the request's
-SigV4 credential), service and operation; and Lambda invocations by function, with their billed duration,
+"""What was asked of local AWS, for benchmarks and the fault matrix: API calls by caller (the access key id in
+the request's SigV4 credential, with the role name when it is a role session), service and operation; and Lambda invocations by function, with their billed duration,
 init duration and peak memory. GET /_local/usage reads it; DELETE /_local/usage starts it again."""
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ class Usage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls: Counter = Counter()
+        self.roles: dict[str, str] = {}
         self.invocations: dict[str, dict] = {}
 
-    def call(self, authorization: str | None, service: str | None, operation: str | None) -> None:
+    def call(
+        self, authorization: str | None, service: str | None, operation: str | None, role: str | None = None
+    ) -> None:
         m = _CREDENTIAL.search(authorization or "")
         key = m.group(1) if m else "-"
         with self._lock:
             self.calls[(key, service or "?", operation or "?")] += 1
+            if role:
+                self.roles[key] = role
 
     def _of(self, function: str) -> dict:
         return self.invocations.setdefault(
@@ -55,13 +60,15 @@ class Usage:
     def to_json(self) -> dict:
         with self._lock:
             calls = [
-                {"caller": k, "service": s, "operation": o, "count": n} for (k, s, o), n in sorted(self.calls.items())
+                {"caller": k, "role": self.roles.get(k), "service": s, "operation": o, "count": n}
+                for (k, s, o), n in sorted(self.calls.items())
             ]
             return {"calls": calls, "invocations": {f: dict(v) for f, v in sorted(self.invocations.items())}}
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.roles.clear()
             self.invocations.clear()
 
 

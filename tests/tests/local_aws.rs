@@ -1183,6 +1183,182 @@ fn denied<E: ProvideErrorMetadata + std::fmt::Debug>(what: &str, r: Result<impl 
 }
 
 #[tokio::test]
+async fn a_fault_aimed_at_a_caller_fires_only_on_that_roles_calls_and_usage_names_the_role() {
+    let admin = sdk::config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let ecr = aws_sdk_ecr::Client::new(&admin);
+    let repo = unique("caller-fault");
+    ecr.create_repository().repository_name(&repo).send().await.unwrap();
+    let name = unique("fault-caller");
+    let role = assumable_role(
+        &iam,
+        &name,
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:DescribeImages", "Resource": "*"}]}),
+    )
+    .await;
+    let as_role = aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(&as_role(&role).await)
+            .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let before = usage_of(&name, "DescribeImages").await;
+    // GIVEN a fault on DescribeImages aimed at the role's calls
+    let f = faults::inject(json!({"service": "ecr", "operation": "DescribeImages", "error": "ServerException",
+                                  "status": 500, "count": 1, "match": repo, "caller": name}))
+    .await;
+    let id = f["faults"][0]["id"].as_u64().unwrap();
+    // WHEN the administrator makes the call, THEN it is not the fault's target
+    ecr.describe_images().repository_name(&repo).send().await.expect("the admin's call is not aimed at");
+    assert_eq!(faults::fired(id).await, 0, "a fault aimed at a role fired on the administrator's call");
+    // WHEN the role makes it, THEN it fails, once
+    let e = as_role.describe_images().repository_name(&repo).send().await.expect_err("aimed at the role");
+    assert_eq!(code(&e), "ServerException", "{e:?}");
+    as_role.describe_images().repository_name(&repo).send().await.expect("the fault is used up");
+    assert_eq!(faults::fired(id).await, 1);
+    // AND the usage log counts both of the role's calls under its name
+    assert_eq!(usage_of(&name, "DescribeImages").await - before, 2);
+
+    // A caller that is not a role name is refused with a reason, and nothing is armed.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_local/faults", sdk::endpoint()))
+        .json(&json!({"service": "ecr", "operation": "DescribeImages", "error": "X", "caller": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().await.unwrap().contains("caller must be an IAM role name"));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_local/faults", sdk::endpoint()))
+        .json(&json!({"service": "ecr", "operation": "DescribeImages", "error": "X", "calller": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400, "a misspelt field must not arm a fault aimed at everyone");
+    assert!(faults::list().await.iter().all(|f| f["error"] != "X"));
+}
+
+/// Run the `aws` CLI against local AWS; its stdout, or the failure.
+fn aws_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("aws")
+        .args(args)
+        .args(["--region", sdk::REGION])
+        .env("AWS_ENDPOINT_URL", sdk::endpoint())
+        .output();
+    let out = out.expect("the aws CLI runs");
+    assert!(out.status.success(), "aws {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_stack_update_gives_a_role_the_templates_policies_and_takes_the_others_away() {
+    let stack = unique("cfn-role");
+    let template = |statements: Value, extra: Option<&str>| {
+        let mut policies =
+            vec![json!({"PolicyName": "main", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}})];
+        if let Some(name) = extra {
+            policies.push(json!({"PolicyName": name, "PolicyDocument": {"Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}}));
+        }
+        json!({"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "Policies": policies}}}})
+        .to_string()
+    };
+    let wide =
+        json!([{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "arn:aws:logs:*:*:log-group:*"}]);
+    let narrow = json!([{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/x-*"}]);
+    // GIVEN a stack whose role has two inline policies, one of them wide
+    let body = template(wide, Some("extra"));
+    let stack_ = stack.clone();
+    tokio::task::spawn_blocking(move || {
+        aws_cli(&[
+            "cloudformation",
+            "create-stack",
+            "--stack-name",
+            &stack_,
+            "--template-body",
+            &body,
+            "--capabilities",
+            "CAPABILITY_IAM",
+        ]);
+        aws_cli(&["cloudformation", "wait", "stack-create-complete", "--stack-name", &stack_]);
+    })
+    .await
+    .unwrap();
+    // WHEN an update narrows the one and drops the other
+    let body = template(narrow, None);
+    let stack_ = stack.clone();
+    let role = tokio::task::spawn_blocking(move || {
+        aws_cli(&[
+            "cloudformation",
+            "update-stack",
+            "--stack-name",
+            &stack_,
+            "--template-body",
+            &body,
+            "--capabilities",
+            "CAPABILITY_IAM",
+        ]);
+        aws_cli(&["cloudformation", "wait", "stack-update-complete", "--stack-name", &stack_]);
+        let r = aws_cli(&[
+            "cloudformation",
+            "describe-stack-resource",
+            "--stack-name",
+            &stack_,
+            "--logical-resource-id",
+            "R",
+            "--query",
+            "StackResourceDetail.PhysicalResourceId",
+            "--output",
+            "text",
+        ]);
+        r.trim().to_string()
+    })
+    .await
+    .unwrap();
+    // THEN the role has exactly the template's policy, as the template now writes it
+    let iam = aws_sdk_iam::Client::new(&sdk::config().await);
+    let names = iam.list_role_policies().role_name(&role).send().await.unwrap().policy_names().to_vec();
+    assert_eq!(names, ["main"], "the policy the template dropped is gone");
+    let doc = iam.get_role_policy().role_name(&role).policy_name("main").send().await.unwrap();
+    // (GetRolePolicy answers the document URL-encoded, as IAM does)
+    let doc: Value = serde_json::from_str(&percent_decoded(doc.policy_document())).unwrap();
+    assert_eq!(doc["Statement"][0]["Resource"], "arn:aws:logs:*:*:log-group:/aws/lambda/x-*", "{doc}");
+}
+
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// The calls local AWS's usage log counts for `role`'s sessions and `operation`.
+async fn usage_of(role: &str, operation: &str) -> u64 {
+    let body: Value = reqwest::get(format!("{}/_local/usage", sdk::endpoint())).await.unwrap().json().await.unwrap();
+    body["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == role && c["operation"] == operation)
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
 async fn a_role_session_may_do_only_what_its_policies_allow() {
     let admin = sdk::config().await;
     let iam = aws_sdk_iam::Client::new(&admin);
