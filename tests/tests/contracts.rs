@@ -77,7 +77,7 @@ fn every_task_retries_lambda_service_errors_and_every_step_after_prepare_rolls_b
             "Prepare" => "Rejected Outcome",
             "Roll Back" => "Rollback Failed Outcome",
             "Manual Rollback" => "Manual Rollback Failed Outcome",
-            "Finish" => "Outcome?",
+            "Finish" => "Not Recorded",
             // Changes nothing of the function's: a refused command just fails.
             "Operator Command" => "Command Refused",
             _ => "Roll Back",

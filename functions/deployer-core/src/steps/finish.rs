@@ -72,8 +72,9 @@ pub async fn finish(
         finished_at_ms: now_ms,
         trigger: trigger.to_string(),
         outcome: f.outcome,
-        image_digest: plan.map(|p| p.image_digest.clone()),
-        image_tag: plan.map(|p| p.image_tag.clone()),
+        // A request refused before it had a plan is recorded with the image it asked for.
+        image_digest: plan.map(|p| p.image_digest.clone()).or_else(|| requested_digest(&req.input)),
+        image_tag: plan.map(|p| p.image_tag.clone()).or_else(|| requested_tag(&req.input)),
         image_pushed_at_ms: plan.and_then(|p| p.image_pushed_at_ms),
         version_before,
         version_after,
@@ -90,13 +91,28 @@ pub async fn finish(
             Err(e) => tracing::warn!(function = %function, error = %e, "could not tag the deployed image"),
         }
     }
-    ledger.record(&record).await?;
+    // A retry of this step (its release failed after the record was written) must not record it twice: the
+    // record's key holds the time it was written.
+    let recorded = ledger.history(&function, 20).await?.iter().any(|r| r.execution == req.execution.name);
+    if !recorded {
+        ledger.record(&record).await?;
+    }
     let released = ledger.release(&function, &req.execution.name).await?;
     tracing::info!(
         function = %function, execution = %req.execution.name, outcome = ?f.outcome, released,
         version = record.version_after.as_deref().unwrap_or(""), "execution recorded"
     );
     Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released, protected_by })
+}
+
+/// The image digest a deploy request asked for, if it is one.
+fn requested_digest(input: &Value) -> Option<ImageDigest> {
+    input.get("imageDigest").and_then(Value::as_str).and_then(|d| ImageDigest::parse(d).ok())
+}
+
+/// The tag a deploy request gave, clipped (it may be what got it refused).
+fn requested_tag(input: &Value) -> Option<String> {
+    input.get("imageTag").and_then(Value::as_str).map(|t| clip(t, 128).to_string())
 }
 
 /// The function an execution's input names (a deploy's `target`, a rollback's `function`).
@@ -176,8 +192,11 @@ pub async fn execution_ended(
         return Ok(ended);
     };
     let holds_lock = ledger.holder(&function).await?.is_some_and(|(owner, _)| owner == name);
+    // While it holds the lock, the alias is where this execution left it (it may have moved it before it
+    // died, or Finish may have failed after the deployment went live): the record says which version serves.
+    let mut live = None;
     if holds_lock {
-        ended.restored = unweight_alias(targets, lambda, &function, &name, &status).await?;
+        (ended.restored, live) = settle_alias(targets, lambda, &function, &name, &status).await?;
     }
     if !ledger.history(&function, 50).await?.iter().any(|r| r.execution == name) {
         let error = field("error").filter(|e| !e.is_empty());
@@ -205,11 +224,11 @@ pub async fn execution_ended(
             finished_at_ms: detail.get("stopDate").and_then(Value::as_i64).unwrap_or(now_ms),
             trigger: trigger_of(&input, &name).to_string(),
             outcome: Outcome::Abandoned,
-            image_digest: input.get("imageDigest").and_then(Value::as_str).and_then(|d| ImageDigest::parse(d).ok()),
-            image_tag: input.get("imageTag").and_then(Value::as_str).map(str::to_string),
+            image_digest: requested_digest(&input),
+            image_tag: requested_tag(&input),
             image_pushed_at_ms: None,
             version_before: None,
-            version_after: None,
+            version_after: live,
             error: Some(error.unwrap_or_else(|| format!("States.{status}"))),
             cause: Some(cause),
             drift: Vec::new(),
@@ -225,22 +244,23 @@ pub async fn execution_ended(
     Ok(ended)
 }
 
-/// Put all of the alias's traffic back on its main version if it is weighted; what was done, if anything.
-async fn unweight_alias(
+/// Put all of the alias's traffic back on its main version if it is weighted: what was done, if anything,
+/// and the version the alias serves.
+async fn settle_alias(
     targets: &impl TargetStore,
     lambda: &impl FunctionApi,
     function: &FunctionName,
     execution: &str,
     status: &str,
-) -> Result<Option<String>, DeployError> {
+) -> Result<(Option<String>, Option<String>), DeployError> {
     let Some(spec) = targets.get(function).await? else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let Some(alias) = lambda.get_alias(function, &spec.alias).await? else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let Some((candidate, weight)) = alias.additional.clone() else {
-        return Ok(None);
+        return Ok((None, Some(alias.version)));
     };
     let main = Version::parse(&alias.version)?;
     // As Roll Back writes it: the alias is back on a version whose own predecessor this step does not know.
@@ -253,7 +273,7 @@ async fn unweight_alias(
         spec.alias
     );
     tracing::warn!(%function, %execution, %restored, "weighted alias restored");
-    Ok(Some(restored))
+    Ok((Some(restored), Some(main.to_string())))
 }
 
 /// `2026-11-27T06:00:00.123Z` for milliseconds since the epoch (the shape Step Functions gives start times in).

@@ -138,7 +138,7 @@ async fn a_deployment_is_recorded_with_its_image_versions_and_drift_and_releases
     // AND the lock is released, after the record is written
     assert_eq!(out, finished(Outcome::Deployed, true));
     assert_eq!(ledger.lock(FN), None);
-    assert_eq!(ledger.ops(), ["Record", "Release"]);
+    assert_eq!(ledger.ops(), ["History", "Record", "Release"]);
 }
 
 #[tokio::test]
@@ -206,12 +206,15 @@ async fn a_rejection_while_another_execution_deploys_is_recorded_and_leaves_its_
     // WHEN Finish runs (no plan: the function is named by the input)
     let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
 
-    // THEN the record carries the error's name and the Lambda error's errorMessage as the cause
+    // THEN the record carries the error's name and the Lambda error's errorMessage as the cause, and the
+    // image that was held back
     assert_eq!(
         ledger.records(FN),
         [DeploymentRecord {
             error: Some("Locked".into()),
             cause: Some(locked.to_string()),
+            image_digest: Some(v2()),
+            image_tag: Some("sha-2222222".into()),
             ..bare_record(EXECUTION, "ecr-push", Outcome::Rejected)
         }]
     );
@@ -236,7 +239,9 @@ async fn a_rejected_request_is_recorded_with_the_error_message() {
     let [r] = &ledger.records(FN)[..] else { panic!("{:?}", ledger.records(FN)) };
     assert_eq!((r.outcome, r.error.as_deref()), (Outcome::Rejected, Some("InvalidInput")));
     assert_eq!(r.cause.as_deref(), Some("invalid input: tag \"latest\" is not allowed for ml-inference"));
-    assert_eq!((r.image_digest.as_ref(), r.version_before.as_ref(), r.version_after.as_ref()), (None, None, None));
+    assert_eq!((r.version_before.as_ref(), r.version_after.as_ref()), (None, None));
+    // AND the image the request asked for, as it asked
+    assert_eq!((r.image_digest.as_ref(), r.image_tag.as_deref()), (Some(&v2()), Some("latest")));
     assert_eq!(out, finished(Outcome::Rejected, false));
 }
 
@@ -430,7 +435,7 @@ async fn a_failed_record_propagates_keeps_the_lock_and_the_retry_completes() {
     assert_eq!(err, throttled);
     assert!(ledger.records(FN).is_empty());
     assert_eq!(ledger.lock(FN).unwrap().owner, EXECUTION);
-    assert_eq!(ledger.ops(), ["Record"]);
+    assert_eq!(ledger.ops(), ["History", "Record"]);
 
     // AND the retry records the execution once and releases the lock
     let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
@@ -448,11 +453,18 @@ async fn a_failed_release_propagates() {
     let f = FinishInput { plan: Some(Plan { already_live: true, ..the_plan() }), ..ended(Outcome::AlreadyLive) };
 
     // WHEN Finish runs
-    let err = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap_err();
+    let err = run(&ledger, EXECUTION, deploy_input(), f.clone()).await.unwrap_err();
 
-    // THEN the error propagates, and the lock is still held (the retry releases it)
+    // THEN the error propagates, and the lock is still held
     assert_eq!(err, unavailable);
     assert_eq!(ledger.lock(FN).unwrap().owner, EXECUTION);
+    assert_eq!(ledger.records(FN).len(), 1, "the record was written before the release failed");
+
+    // AND the state machine's retry releases it without writing the record a second time
+    let out = run(&ledger, EXECUTION, deploy_input(), f).await.unwrap();
+    assert_eq!(out, finished(Outcome::AlreadyLive, true));
+    assert_eq!(ledger.records(FN).len(), 1, "{:?}", ledger.records(FN));
+    assert_eq!(ledger.lock(FN), None);
 }
 
 /// Step Functions' status-change event for `name`, as EventBridge delivers it.
@@ -625,6 +637,7 @@ async fn an_execution_stopped_mid_canary_puts_all_traffic_back_on_the_version_it
     assert_eq!(ledger.lock(FN), None);
     let cause = ledger.records(FN)[0].cause.clone().unwrap_or_default();
     assert!(cause.contains(&restored) && cause.contains("ended ABORTED"), "{cause}");
+    assert_eq!(ledger.records(FN)[0].version_after.as_deref(), Some("1"));
 }
 
 #[tokio::test]
@@ -638,6 +651,7 @@ async fn a_weighted_alias_another_execution_owns_or_a_single_version_alias_is_le
     assert_eq!(out.restored, None);
     assert_eq!(lambda.alias(FN, "live").unwrap().additional, Some(("2".to_string(), 0.3)));
     assert_eq!(lambda.calls.lock().unwrap().len(), set_up);
+    assert_eq!(ledger.records(FN)[0].version_after, None, "another execution's shift: no version to vouch for");
 
     // GIVEN the dead execution's lock, and an alias already on one version (it died before any shift)
     let (ledger, lambda) = (locked_by(EXECUTION), FakeLambda::new());
@@ -651,6 +665,7 @@ async fn a_weighted_alias_another_execution_owns_or_a_single_version_alias_is_le
     assert!(calls.len() == 1 && calls[0].starts_with("GetAlias"), "{calls:?}");
     let cause = ledger.records(FN)[0].cause.clone().unwrap_or_default();
     assert!(cause.contains("the alias was left where the last step that ran put it"), "{cause}");
+    assert_eq!(ledger.records(FN)[0].version_after.as_deref(), Some("1"), "the record says which version serves");
 }
 
 #[tokio::test]
