@@ -14,6 +14,7 @@
 
 pub mod faults;
 pub mod fixture;
+pub mod readme;
 pub mod sdk;
 pub mod stack;
 pub mod traffic;

@@ -27,6 +27,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-iam",
     "e2e-readme",
     "e2e-long-run",
+    "e2e-fault-trigger",
 ];
 
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub fn ensure() -> &'static Stack {
             .args(["--stack", STACK, "--repositories", &REPOSITORIES.join(",")])
             // Every function the tests deploy is named e2e-..., every service role e2e-...
             .args(["--param", "TargetFunctionPrefix=e2e-", "--param", "TargetRolePrefix=e2e-"])
+            // Every alarm a gate reads is named e2e-...
+            .args(["--param", "GateAlarmPrefix=e2e-"])
             .args(["--param", "Notifications=true"])
             // The same build as `cargo test --workspace`: its compiled dependencies are reused.
             .arg("--build-tests")

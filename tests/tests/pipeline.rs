@@ -8,7 +8,7 @@ use deployer_aws::DynamoTargetStore;
 use deployer_core::ports::TargetStore;
 use deployer_core::spec::{self, TargetSpec};
 use deployer_tests::stack::{self, Execution, Stack, STACK};
-use deployer_tests::{faults, fixture, sdk, unique};
+use deployer_tests::{faults, fixture, readme, sdk, unique};
 use serde_json::{json, Value};
 
 struct Env {
@@ -265,6 +265,21 @@ async fn a_permission_missing_from_a_step_role_fails_the_deployment_naming_it() 
     assert_eq!(env.alias_version(&t).await.as_deref(), Some("1"));
     assert_eq!(env.invoke_alias(&t).await["variant"], "one");
     assert_eq!(env.versions(&t).await, ["$LATEST", "1"], "nothing was published");
+
+    // GIVEN a spec that sends the function's logs, with a retention, to a group outside
+    // `/aws/lambda/<TargetFunctionPrefix>*`, the only log groups the UpdateCode role may create
+    let mut outside = t.clone();
+    let group = format!("/teams/ml/{}", t.function);
+    outside.configuration.logging.log_group = Some(group.clone());
+    outside.configuration.logging.retention_days = Some(7);
+    env.store.put(&outside).await.unwrap();
+    // WHEN v3 is pushed, THEN CloudWatch Logs refuses the group, the cause names it, and nothing moved
+    let (_, exec) = env.push(&t, "sha-0000003", &[("VARIANT", "three")]).await;
+    env.store.put(&t).await.unwrap();
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "AwsRefused"), "{exec:?}");
+    assert!(exec.cause.contains("logs:CreateLogGroup") && exec.cause.contains(&group), "{}", exec.cause);
+    assert_eq!(env.alias_version(&t).await.as_deref(), Some("1"));
+    assert_eq!(env.invoke_alias(&t).await["variant"], "one");
 }
 
 #[tokio::test]
@@ -402,17 +417,9 @@ async fn a_push_whose_event_was_lost_is_deployed_by_the_reconcile() {
     env.store.delete(&t.function).await.unwrap();
 }
 
-/// A command the README shows in backticks, starting with `prefix`, as one line.
-fn readme_command(prefix: &str) -> String {
-    let readme = std::fs::read_to_string(fixture::workspace_root().join("README.md")).unwrap();
-    let start = readme.find(&format!("`{prefix}")).unwrap_or_else(|| panic!("the README shows `{prefix} ...`"));
-    let rest = &readme[start + 1..];
-    rest[..rest.find('`').unwrap()].split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// The README's reconcile command for `function`, run as written in a scratch folder; the report it writes.
 fn readme_reconcile(function: &str) -> Value {
-    let command = readme_command("aws lambda invoke --function-name <stack>-trigger")
+    let command = readme::command("aws lambda invoke --function-name <stack>-trigger")
         .replace("<stack>", STACK)
         .replace("<name>", function);
     let dir = std::env::temp_dir().join(unique("readme-reconcile"));
@@ -431,7 +438,9 @@ fn readme_reconcile(function: &str) -> Value {
 
 /// The README's rollback command, taken from the README and run as written (the `aws` CLI, no `--name`).
 fn readme_rollback_command(state_machine_arn: &str, function: &str) -> String {
-    let command = readme_command("aws stepfunctions start-execution --state-machine-arn <StateMachineArn> --input");
+    let command = readme::command(
+        r#"aws stepfunctions start-execution --state-machine-arn <StateMachineArn> --input '{"action":"rollback""#,
+    );
     assert!(command.contains(r#"'{"action":"rollback","function":"<name>"}'"#), "{command}");
     command.replace("<StateMachineArn>", state_machine_arn).replace("<name>", function)
 }
