@@ -14,7 +14,7 @@ use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
 use deployer_tests::stack::{self, Execution, Stack, STACK};
 use deployer_tests::traffic::Traffic;
-use deployer_tests::{fixture, sdk, unique};
+use deployer_tests::{fixture, readme, sdk, unique};
 use serde_json::{json, Value};
 
 const REPO: &str = "e2e-progressive";
@@ -61,12 +61,70 @@ fn deployctl() -> &'static PathBuf {
 }
 
 /// Run `deployctl --stack <the test stack> <args>`; (exit ok, stdout + stderr).
-async fn run_deployctl(args: &[&str]) -> (bool, String) {
+async fn run_deployctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
+    run_deployctl_in(&std::env::temp_dir(), args.iter().map(|a| a.as_ref().to_string()).collect()).await
+}
+
+/// Run `deployctl --stack <the test stack> <args>` in `dir`; (exit ok, stdout + stderr).
+async fn run_deployctl_in(dir: &std::path::Path, args: Vec<String>) -> (bool, String) {
     let mut cmd = Command::new(deployctl());
-    cmd.args(["--stack", STACK]).args(args).env("AWS_ENDPOINT_URL", sdk::endpoint());
+    cmd.args(["--stack", STACK]).args(&args).env("AWS_ENDPOINT_URL", sdk::endpoint()).current_dir(dir);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_readmes_target_commands_manage_a_target_as_written() {
+    let env = env().await;
+    // The README's commands, with `<function>` filled in, run in a folder holding `spec.json`.
+    let commands = readme::target_commands();
+    let verbs: Vec<&str> = commands.iter().map(|c| c[1].as_str()).collect();
+    assert_eq!(verbs, ["validate", "apply", "list", "show", "delete"], "{commands:?}");
+    let function = unique("e2e-pd-target");
+    let command = |verb: &str| {
+        let c = commands.iter().find(|c| c[1] == verb).unwrap();
+        c.iter().map(|w| w.replace("<function>", &function)).collect::<Vec<_>>()
+    };
+    let dir = std::env::temp_dir().join(unique("readme-target"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = json!({"function": function, "repository": REPO, "tagPattern": "^v[0-9]+$",
+                      "configuration": {"role": env.role, "memoryMb": 256, "timeoutSeconds": 5},
+                      "smokeTest": {"cases": [{"name": "echo", "payload": {"echo": "x"}, "expect": {"echo": "x"}}]}});
+    let stored =
+        || async { env.store.get(&deployer_core::ids::FunctionName::parse(&function).unwrap()).await.unwrap() };
+
+    // GIVEN a spec with a wrong field, THEN validate and apply name it, and nothing is stored
+    let mut bad = spec.clone();
+    bad["configuration"]["memoryMb"] = json!(64);
+    std::fs::write(dir.join("spec.json"), bad.to_string()).unwrap();
+    for verb in ["validate", "apply"] {
+        let (ok, out) = run_deployctl_in(&dir, command(verb)).await;
+        assert!(!ok && out.contains("memoryMb"), "{verb}: {out}");
+    }
+    assert!(stored().await.is_none(), "a refused spec was stored");
+
+    // GIVEN a good spec: validate (offline), apply, list, show, delete, as the README writes them
+    std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
+    let (ok, out) = run_deployctl_in(&dir, command("validate")).await;
+    assert!(ok && out.contains(&format!("valid target for {function}")), "{out}");
+    let (ok, out) = run_deployctl_in(&dir, command("apply")).await;
+    assert!(ok, "{out}");
+    assert_eq!(stored().await.map(|t| t.repository.to_string()).as_deref(), Some(REPO));
+    let (ok, out) = run_deployctl_in(&dir, command("list")).await;
+    assert!(ok && out.contains(&function), "{out}");
+    let (ok, out) = run_deployctl_in(&dir, command("show")).await;
+    let shown: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("show prints the spec as JSON ({e}): {out}"));
+    assert!(ok && shown["function"] == function.as_str(), "{out}");
+    let (ok, out) = run_deployctl_in(&dir, command("delete")).await;
+    assert!(ok && out.contains("deleted"), "{out}");
+    assert!(stored().await.is_none());
+    // AND a second delete, or a show, says there is no such target
+    for verb in ["show", "delete"] {
+        let (ok, out) = run_deployctl_in(&dir, command(verb)).await;
+        assert!(!ok && out.contains(&format!("no target named {function}")), "{verb}: {out}");
+    }
 }
 
 /// Gates sized for tests: a step is judged on at least 8 candidate invocations, checked every second; p99
@@ -124,17 +182,22 @@ impl Env {
         (digest, name)
     }
 
-    /// Start an execution by hand, as `aws stepfunctions start-execution` does, and wait for its end.
-    async fn start(&self, name: &str, input: Value) -> Execution {
-        self.sfn
-            .start_execution()
-            .state_machine_arn(&self.stack.state_machine_arn)
-            .name(name)
-            .input(input.to_string())
-            .send()
-            .await
-            .unwrap();
-        self.wait(name).await
+    /// Start an execution with `input` as the README says to (the `aws` CLI, no `--name`); how it ended.
+    async fn start_as_the_readme_says(&self, input: &Value) -> Execution {
+        let template =
+            readme::command("aws stepfunctions start-execution --state-machine-arn <StateMachineArn> --input '...'");
+        let command = template
+            .replace("<StateMachineArn>", &self.stack.state_machine_arn)
+            .replace("'...'", &format!("'{input}'"));
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("bash").args(["-c", &command]).output().expect("bash runs")
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{template}\n{}", String::from_utf8_lossy(&out.stderr));
+        let started: Value = serde_json::from_slice(&out.stdout).expect("start-execution prints JSON");
+        let arn = started["executionArn"].as_str().expect("an execution ARN").to_string();
+        stack::finished(&self.sfn, &arn, TIMEOUT).await
     }
 
     async fn wait(&self, name: &str) -> Execution {
@@ -378,11 +441,12 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     let (_, name) = env.push(&t, "v2", &[]).await;
     let (v2, _) = env.until_weighted(&t).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (ok, status) = run_deployctl(&["status", &f]).await;
+    let (ok, status) = run_deployctl(&readme::deployctl_args("status", &f, &[])).await;
     assert!(ok && status.contains(&name) && status.contains(&format!("version {v2} 20%")), "{status}");
     assert!(status.contains("last health check: step 1 of 1 (20% on version"), "{status}");
     let started = Instant::now();
-    let (ok, out) = run_deployctl(&["promote", &f, "--reason", "dashboards look fine"]).await;
+    let (ok, out) =
+        run_deployctl(&readme::deployctl_args("promote", &f, &[("--reason", "dashboards look fine")])).await;
     assert!(ok, "{out}");
     let exec = env.wait(&name).await;
     assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
@@ -392,7 +456,7 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     // abort: rolled back to the version it replaced, with the operator's reason
     let (_, name) = env.push(&t, "v3", &[]).await;
     env.until_weighted(&t).await;
-    let (ok, out) = run_deployctl(&["abort", &f, "--reason", "wrong model uploaded"]).await;
+    let (ok, out) = run_deployctl(&readme::deployctl_args("abort", &f, &[("--reason", "wrong model uploaded")])).await;
     assert!(ok, "{out}");
     let exec = env.wait(&name).await;
     assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "Aborted"), "{exec:?}");
@@ -402,31 +466,43 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     // rollback --to mid-flight: the running canary is aborted, then the alias goes to the version asked for
     let (_, name) = env.push(&t, "v4", &[]).await;
     env.until_weighted(&t).await;
-    let (ok, out) = run_deployctl(&["rollback", &f, "--to", &v1, "--reason", "back to the first model"]).await;
+    let (ok, out) = run_deployctl(&readme::deployctl_args(
+        "rollback",
+        &f,
+        &[("--to", &v1), ("--reason", "back to the first model")],
+    ))
+    .await;
     assert!(ok, "{out}");
     assert!(out.contains("abort sent"), "{out}");
     let exec = env.wait(&name).await;
     assert_eq!(exec.error, "Aborted", "{exec:?}");
     assert_eq!(env.alias(&t).await, (v1.clone(), None));
 
-    // the same by hand: `aws stepfunctions start-execution --input '{"action":"promote",...}'`
+    // the same by hand, as the README writes it: `aws stepfunctions start-execution ... --input '{"action":"promote",...}'`
     let (_, name) = env.push(&t, "v5", &[]).await;
     let (v5, _) = env.until_weighted(&t).await;
-    let command = unique("promote");
-    let input = json!({"action": "promote", "function": f, "reason": "from the console"});
-    let sent = env.start(&command, input).await;
+    let sent = env.start_as_the_readme_says(&readme::execution_input("promote", &f, "from the console")).await;
     assert_eq!((sent.status.as_str(), sent.output["execution"].as_str()), ("SUCCEEDED", Some(name.as_str())));
     assert_eq!(env.wait(&name).await.status, "SUCCEEDED");
-    assert_eq!(env.alias(&t).await, (v5, None));
+    assert_eq!(env.alias(&t).await, (v5.clone(), None));
     let seen = traffic.stop().await;
     assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
     // with nothing running, the command is refused and nothing is recorded
-    let refused = env.start(&unique("abort"), json!({"action": "abort", "function": f})).await;
+    let refused = env.start_as_the_readme_says(&readme::execution_input("abort", &f, "nothing to abort")).await;
     assert_eq!((refused.status.as_str(), refused.error.as_str()), ("FAILED", "InvalidInput"), "{refused:?}");
     assert!(refused.cause.contains("no deployment of"), "{refused:?}");
 
+    // the README's `deployctl history <fn>`: each execution on record, with its outcome and who started it
+    let (ok, out) = run_deployctl(&readme::deployctl_args("history", &f, &[])).await;
+    assert!(ok && out.contains(&name) && out.contains("deployed") && out.contains("operator"), "{out}");
+    // the README's `deployctl deploy <fn> --tag T`, for the image already live: it converges, nothing moves
+    let tag = format!("{f}-v5");
+    let (ok, out) = run_deployctl(&readme::deployctl_args("deploy", &f, &[("--tag", &tag)])).await;
+    assert!(ok, "{out}");
+    assert_eq!(env.alias(&t).await, (v5, None));
+
     // unknown functions get a clear error
-    let (ok, out) = run_deployctl(&["promote", "e2e-no-such-function"]).await;
+    let (ok, out) = run_deployctl(&readme::deployctl_args("promote", "e2e-no-such-function", &[])).await;
     assert!(!ok && out.contains("no deployment of e2e-no-such-function is running"), "{out}");
 }
 
