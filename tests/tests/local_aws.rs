@@ -1249,6 +1249,27 @@ fn aws_cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `aws cloudformation <verb>-stack` with `body`, then wait until it is complete.
+async fn stack_op(verb: &'static str, stack: &str, body: String) {
+    let stack = stack.to_string();
+    tokio::task::spawn_blocking(move || {
+        let op = format!("{verb}-stack");
+        aws_cli(&[
+            "cloudformation",
+            &op,
+            "--stack-name",
+            &stack,
+            "--template-body",
+            &body,
+            "--capabilities",
+            "CAPABILITY_IAM",
+        ]);
+        aws_cli(&["cloudformation", "wait", &format!("stack-{verb}-complete"), "--stack-name", &stack]);
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_stack_update_gives_a_role_the_templates_policies_and_takes_the_others_away() {
     let stack = unique("cfn-role");
@@ -1269,38 +1290,11 @@ async fn a_stack_update_gives_a_role_the_templates_policies_and_takes_the_others
         json!([{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "arn:aws:logs:*:*:log-group:*"}]);
     let narrow = json!([{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/x-*"}]);
     // GIVEN a stack whose role has two inline policies, one of them wide
-    let body = template(wide, Some("extra"));
-    let stack_ = stack.clone();
-    tokio::task::spawn_blocking(move || {
-        aws_cli(&[
-            "cloudformation",
-            "create-stack",
-            "--stack-name",
-            &stack_,
-            "--template-body",
-            &body,
-            "--capabilities",
-            "CAPABILITY_IAM",
-        ]);
-        aws_cli(&["cloudformation", "wait", "stack-create-complete", "--stack-name", &stack_]);
-    })
-    .await
-    .unwrap();
+    stack_op("create", &stack, template(wide, Some("extra"))).await;
     // WHEN an update narrows the one and drops the other
-    let body = template(narrow, None);
+    stack_op("update", &stack, template(narrow, None)).await;
     let stack_ = stack.clone();
     let role = tokio::task::spawn_blocking(move || {
-        aws_cli(&[
-            "cloudformation",
-            "update-stack",
-            "--stack-name",
-            &stack_,
-            "--template-body",
-            &body,
-            "--capabilities",
-            "CAPABILITY_IAM",
-        ]);
-        aws_cli(&["cloudformation", "wait", "stack-update-complete", "--stack-name", &stack_]);
         let r = aws_cli(&[
             "cloudformation",
             "describe-stack-resource",
