@@ -103,9 +103,15 @@ enum Expect {
 
 #[derive(Subcommand)]
 enum TargetCommand {
-    /// Check a spec file without storing it.
-    Validate { spec: PathBuf },
-    /// Validate a spec file and store it (creating or replacing the target).
+    /// Check a spec file, and that the deployer stack's policy allows it, without storing it.
+    Validate {
+        spec: PathBuf,
+        /// Check the spec alone, without reading the stack's policy (its function and role prefixes, its
+        /// repositories): for a machine with no access to the account.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Validate a spec file against the stack's policy and store it (creating or replacing the target).
     Apply { spec: PathBuf },
     /// List the targets.
     List,
@@ -127,10 +133,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         DynamoTargetStore::from_sdk(&sdk, &table)
     };
     match cli.command {
-        Command::Target(TargetCommand::Validate { spec }) => {
+        Command::Target(TargetCommand::Validate { spec, offline }) => {
             let s = read_spec(&spec)?;
+            let checked = if offline {
+                "the stack's policy not checked (--offline)".to_string()
+            } else {
+                check_policy(&cli.stack, &s)
+                    .await
+                    .with_context(|| format!("{} is not a valid target", spec.display()))?;
+                format!("within stack {}'s policy", cli.stack)
+            };
             println!(
-                "{}: valid target for {} (repository {}, alias {})",
+                "{}: valid target for {} (repository {}, alias {}); {checked}",
                 spec.display(),
                 s.function,
                 s.repository,
@@ -139,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Target(TargetCommand::Apply { spec }) => {
             let s = read_spec(&spec)?;
+            check_policy(&cli.stack, &s).await.with_context(|| format!("{} is not a valid target", spec.display()))?;
             store().await.put(&s).await.with_context(|| format!("cannot store the target in {table}"))?;
             println!(
                 "target {} applied: pushes to {} matching {:?} deploy to alias {}",
@@ -215,6 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 format!("no target named {function} in {table}; register it with `deployctl target apply <spec.json>`")
             })?;
             let registry = EcrRegistry::from_sdk(&sdk);
+            // The tag is only a name for the image: Prepare reads the image's tags from ECR and deploys it only
+            // if it carries the tag named (or, with none named, a tag the target allows).
             let (digest, tag) = match (digest, tag) {
                 (Some(d), Some(t)) => (ImageDigest::parse(&d)?, t),
                 (Some(d), None) => {
@@ -244,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 target: name.clone(),
                 repository: target.repository.clone(),
                 image_digest: digest,
-                image_tag: tag,
+                image_tag: Some(tag),
             });
             let exec = format!("manual-{}-{}", function, deployer_core::steps::now_ms());
             let arn = match SfnExecutions::from_sdk(&sdk, &sm).start(&exec, &serde_json::to_string(&request)?).await? {
@@ -331,6 +348,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             watch(&reader, &arn, Expect::Succeeded, 600).await?;
         }
     }
+    Ok(())
+}
+
+/// Refuse a target the deployer stack's policy does not allow (what its Prepare step would refuse).
+async fn check_policy(stack: &str, spec: &spec::TargetSpec) -> anyhow::Result<()> {
+    let sdk = step::sdk_config().await;
+    let policy = deployer_aws::stack::policy(&sdk, stack)
+        .await
+        .with_context(|| format!("cannot read the policy of deployer stack {stack} (--offline checks the spec alone)"))?
+        .with_context(|| {
+            format!(
+                "no deployer stack {stack} in this account and region (its function {stack}-prepare does not \
+                 exist): name it with --stack, or check the spec alone with `target validate --offline`"
+            )
+        })?;
+    policy.check(spec)?;
     Ok(())
 }
 

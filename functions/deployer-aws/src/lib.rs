@@ -31,6 +31,7 @@ pub mod ledger;
 pub mod logs;
 pub mod metrics;
 pub mod sfn;
+pub mod stack;
 pub mod step;
 pub mod watch;
 

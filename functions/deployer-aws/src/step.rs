@@ -53,6 +53,19 @@ pub fn account_of(function_arn: &str) -> String {
     function_arn.split(':').nth(4).unwrap_or_default().to_string()
 }
 
+/// The stack variables that carry its policy (TargetFunctionPrefix, TargetRolePrefix, AllowedRepositories;
+/// GateAlarmPrefix may be empty): a step that enforces the policy names these in [`Config::from_env`].
+pub const POLICY_VARS: [&str; 3] = [
+    deployer_core::policy::FUNCTION_PREFIX_VAR,
+    deployer_core::policy::ROLE_PREFIX_VAR,
+    deployer_core::policy::REPOSITORIES_VAR,
+];
+
+/// The stack's policy, for a step invoked as `function_arn` (whose account is the stack's).
+pub fn policy(function_arn: &str) -> Result<deployer_core::policy::StackPolicy, DeployError> {
+    deployer_core::policy::StackPolicy::from_env(&account_of(function_arn), |k| std::env::var(k).ok())
+}
+
 /// A step's failure as Step Functions sees it: `errorType` is [`DeployError::name`].
 #[derive(Debug)]
 pub struct StepError(pub DeployError);

@@ -22,6 +22,11 @@ fn drift(field: &str, expected: impl ToString, actual: impl ToString) -> Drift {
     Drift { field: field.to_string(), expected: expected.to_string(), actual: actual.to_string() }
 }
 
+/// How a drifted environment variable is reported: whether it is set, never its value.
+pub const ENV_SET: &str = "(set)";
+pub const ENV_UNSET: &str = "(unset)";
+pub const ENV_OTHER: &str = "(set to another value, not shown)";
+
 /// The configuration fields (not the code) that differ from the spec. Architecture is part of the code
 /// (Lambda sets it with UpdateFunctionCode) and is compared by [`code_matches`].
 pub fn config_drift(desired: &DesiredConfig, current: &FunctionState, default_log_group: &str) -> Vec<Drift> {
@@ -43,8 +48,14 @@ pub fn config_drift(desired: &DesiredConfig, current: &FunctionState, default_lo
     for key in keys {
         let (want, have) = (desired.environment.get(key), c.environment.get(key));
         if want != have {
-            let show = |v: Option<&String>| v.map(|s| format!("{s:?}")).unwrap_or_else(|| "(unset)".into());
-            out.push(drift(&format!("environment.{key}"), show(want), show(have)));
+            // Never a value: one set out of band may be a secret, and a drift report is copied into the
+            // execution's output, the deployment record and the logs.
+            let (expected, actual) = match (want, have) {
+                (Some(_), None) => (ENV_SET, ENV_UNSET),
+                (None, _) => (ENV_UNSET, ENV_SET),
+                (Some(_), Some(_)) => (ENV_SET, ENV_OTHER),
+            };
+            out.push(drift(&format!("environment.{key}"), expected, actual));
         }
     }
     let l = &desired.logging;
@@ -538,6 +549,32 @@ mod tests {
         f.config.application_level = None;
         let fields: Vec<_> = config_drift(&desired(), &f, "/aws/lambda/f").into_iter().map(|d| d.field).collect();
         assert_eq!(fields, ["memoryMb", "environment.A", "environment.EXTRA", "logging.format"]);
+    }
+
+    #[test]
+    fn environment_drift_names_the_keys_and_never_a_value() {
+        let mut d = desired();
+        d.environment.insert("GONE".into(), "spec-value".into());
+        let mut f = function(LambdaState::Active, UpdateStatus::Successful);
+        f.config.environment = d.environment.clone();
+        f.config.environment.remove("GONE");
+        f.config.environment.insert("A".into(), "s3cr3t-changed".into());
+        f.config.environment.insert("DB_PASSWORD".into(), "hunter2-planted".into());
+        let got = config_drift(&d, &f, "/aws/lambda/f");
+        let rows: Vec<(&str, &str, &str)> =
+            got.iter().map(|d| (d.field.as_str(), d.expected.as_str(), d.actual.as_str())).collect();
+        assert_eq!(
+            rows,
+            [
+                ("environment.A", ENV_SET, ENV_OTHER),
+                ("environment.DB_PASSWORD", ENV_UNSET, ENV_SET),
+                ("environment.GONE", ENV_SET, ENV_UNSET)
+            ]
+        );
+        let text = serde_json::to_string(&got).unwrap();
+        for value in ["s3cr3t", "hunter2", "spec-value"] {
+            assert!(!text.contains(value), "{text}");
+        }
     }
 
     #[test]

@@ -64,18 +64,36 @@ pub fn parse_push(raw: &Value, account: &str, region: &str) -> Result<Push, NotA
     }
     let detail: Detail = serde_path_to_error::deserialize(&event.detail)
         .map_err(|e| NotAPush::Invalid(format!("detail: {}: {}", e.path(), e.inner())))?;
-    let id = event.id.clone().unwrap_or_default();
-    if let Some(acct) = event.account.as_deref() {
-        if acct != account {
-            return Err(NotAPush::Invalid(format!(
-                "event is from account {acct}; this deployer serves account {account} only"
-            )));
-        }
+    // EventBridge sets every one of these on every event it delivers: an event without one was not delivered
+    // by EventBridge, and one without account or region cannot be checked against this deployer's.
+    let missing: Vec<&str> = [
+        ("version", event.version.is_none()),
+        ("id", event.id.is_none()),
+        ("account", event.account.is_none()),
+        ("time", event.time.is_none()),
+        ("region", event.region.is_none()),
+        ("resources", event.resources.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(field, absent)| absent.then_some(field))
+    .collect();
+    if !missing.is_empty() {
+        return Err(NotAPush::Invalid(format!(
+            "the event has no {}: EventBridge sets version, id, account, time, region and resources on every \
+             event it delivers",
+            missing.join(", ")
+        )));
     }
-    if let Some(r) = event.region.as_deref() {
-        if r != region {
-            return Err(NotAPush::Invalid(format!("event is from region {r}; this deployer serves {region} only")));
-        }
+    let id = event.id.clone().unwrap_or_default();
+    let acct = event.account.as_deref().unwrap_or_default();
+    if acct != account {
+        return Err(NotAPush::Invalid(format!(
+            "event is from account {acct}; this deployer serves account {account} only"
+        )));
+    }
+    let r = event.region.as_deref().unwrap_or_default();
+    if r != region {
+        return Err(NotAPush::Invalid(format!("event is from region {r}; this deployer serves {region} only")));
     }
     match detail.action_type.as_deref() {
         Some("PUSH") => {}
@@ -150,6 +168,11 @@ mod tests {
         let mut untagged = push_detail();
         untagged.as_object_mut().unwrap().remove("image-tag");
         let big = with("image-tag", json!("x".repeat(70_000)));
+        let without = |field: &str| {
+            let mut e = event(push_detail());
+            e.as_object_mut().unwrap().remove(field);
+            e
+        };
         let cases: Vec<(&str, Value, bool, &str)> = vec![
             ("not json object", json!("hello"), true, "not an EventBridge event"),
             ("source", other_source, true, "source is \"aws.s3\""),
@@ -163,6 +186,12 @@ mod tests {
             ("untagged", event(untagged), false, "has no tag"),
             ("oversized", big, true, "bytes; ECR events are small"),
             ("bad repo", with("repository-name", json!("Bad Repo")), true, "repository name"),
+            ("no account", without("account"), true, "the event has no account"),
+            ("no region", without("region"), true, "the event has no region"),
+            ("no id", without("id"), true, "the event has no id"),
+            ("no time", without("time"), true, "the event has no time"),
+            ("no resources", without("resources"), true, "the event has no resources"),
+            ("no version", without("version"), true, "the event has no version"),
         ];
         for (what, ev, invalid, want) in cases {
             let got = parse_push(&ev, "123456789012", "us-east-1").unwrap_err();

@@ -6,6 +6,8 @@
 //!   and its validation.
 //! - [`budget`]: the longest each stage of a deployment may take and the history events its polling may
 //!   write, derived from the spec: what must fit the state machine's timeout, its history cap and the lock.
+//! - [`policy`]: the stack's own policy (function and role prefixes, allowed repositories, alarm prefix),
+//!   checked on every target before it is stored and before it is deployed.
 //! - [`event`]: the ECR "ECR Image Action" event as the trigger receives it, and its validation.
 //! - [`plan`]: what the state machine carries from step to step (inputs and outputs, camelCase JSON).
 //! - [`decisions`]: pure functions that decide (is the function ready, what drifted, did the smoke
@@ -21,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod plan;
+pub mod policy;
 pub mod ports;
 pub mod spec;
 pub mod steps;

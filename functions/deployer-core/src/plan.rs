@@ -21,7 +21,10 @@ pub struct DeployRequest {
     pub target: FunctionName,
     pub repository: RepositoryName,
     pub image_digest: ImageDigest,
-    pub image_tag: String,
+    /// A tag the image carries in ECR (checked there, never taken on trust); absent: Prepare picks the
+    /// image's first tag that the target allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
 }
 
 /// Move a function's alias back: to `to_version`, or to the version it served before the current one.
@@ -64,6 +67,7 @@ pub struct Plan {
     /// `<registry>/<repository>@sha256:...`: Lambda is always given the digest, never a tag.
     pub image_uri: String,
     pub image_digest: ImageDigest,
+    /// The tag the deployment is known by: one the image carries in ECR and the target allows.
     pub image_tag: String,
     pub function_exists: bool,
     /// The version the alias served when the deployment started (what a rollback returns to).

@@ -207,8 +207,12 @@ fn default_acceptance_timeout() -> u32 {
 
 /// How traffic moves to the new version. The alias's weighted routing carries the steps; Wait states carry
 /// the bake time (nothing runs, or is billed, while a step bakes).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase", deny_unknown_fields)]
+///
+/// Read by [`read_strategy`], not by serde's internally tagged enums, which ignore unknown fields beside a
+/// unit variant's tag (`{"type": "all-at-once", "bakeSeconds": 600}` would pass) and lose the path of a
+/// wrong field inside.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum Strategy {
     /// Everything moves at once, after the smoke test.
     #[default]
@@ -367,11 +371,17 @@ const RESERVED_ENV: &[&str] = &[
 
 /// Parse and validate a spec; the error lists every problem, each with the field it is about.
 pub fn parse(json: &str) -> Result<TargetSpec, DeployError> {
+    // Straight from the text (not through a Value), so a key given twice is refused, not silently the last.
     let de = &mut serde_json::Deserializer::from_str(json);
-    let mut spec: TargetSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut spec: TargetSpec = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
+        let nested = serde_json::from_str::<Value>(json).ok().and_then(|doc| nested_error(&doc, &path));
         let at = if path == "." { String::new() } else { format!("{path}: ") };
-        DeployError::invalid(format!("target spec: {at}{}", e.inner()))
+        DeployError::invalid(nested.unwrap_or_else(|| format!("target spec: {at}{}", e.inner())))
+    })?;
+    // One document and nothing after it: what follows would be ignored, and what is ignored is not reviewed.
+    de.end().map_err(|e| {
+        DeployError::invalid(format!("target spec: {e}: the file must hold one JSON document and nothing after it"))
     })?;
     // Lambda publishes an invocation's metrics when it ends, up to the function's timeout after it began, and
     // CloudWatch takes about a minute more: unless the spec says otherwise, a step is judged that much later.
@@ -382,6 +392,70 @@ pub fn parse(json: &str) -> Result<TargetSpec, DeployError> {
     }
     spec.validate()?;
     Ok(spec)
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        read_strategy(&v)
+            .map_err(|(path, why)| serde::de::Error::custom(if path == "." { why } else { format!("{path}: {why}") }))
+    }
+}
+
+/// A strategy object by its `type`, every other field checked against that type's: (the path inside the
+/// strategy, what is wrong) when it does not fit.
+fn read_strategy(v: &Value) -> Result<Strategy, (String, String)> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Canary {
+        #[serde(rename = "type")]
+        _type: String,
+        percent: u32,
+        bake_seconds: u32,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Linear {
+        #[serde(rename = "type")]
+        _type: String,
+        step_percent: u32,
+        interval_seconds: u32,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct AllAtOnce {
+        #[serde(rename = "type")]
+        _type: String,
+    }
+    fn read<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, (String, String)> {
+        serde_path_to_error::deserialize(v).map_err(|e| (e.path().to_string(), e.inner().to_string()))
+    }
+    let kind = match v.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(other) => return Err(("type".into(), format!("{other} is not a strategy type (a string)"))),
+        None if v.is_object() => return Err((".".into(), "missing field `type`".into())),
+        None => return Err((".".into(), format!("{v} is not a strategy (an object with a `type`)"))),
+    };
+    match kind {
+        "all-at-once" => read::<AllAtOnce>(v).map(|_| Strategy::AllAtOnce),
+        "canary" => read::<Canary>(v).map(|c| Strategy::Canary { percent: c.percent, bake_seconds: c.bake_seconds }),
+        "linear" => read::<Linear>(v)
+            .map(|l| Strategy::Linear { step_percent: l.step_percent, interval_seconds: l.interval_seconds }),
+        other => Err((
+            "type".into(),
+            format!("unknown variant `{other}`, expected one of `all-at-once`, `canary`, `linear`"),
+        )),
+    }
+}
+
+/// The error at `path` again, with the field inside the strategy named (`strategy.percent`).
+fn nested_error(doc: &Value, path: &str) -> Option<String> {
+    if path != "strategy" {
+        return None;
+    }
+    let (inner, why) = read_strategy(doc.get("strategy")?).err()?;
+    let field = if inner == "." { "strategy".to_string() } else { format!("strategy.{inner}") };
+    Some(format!("target spec: {field}: {why}"))
 }
 
 impl TargetSpec {
@@ -723,6 +797,41 @@ mod tests {
             merge(&mut doc, patch);
             let got = problems(doc);
             assert!(got.contains(want), "{what}: {got}");
+        }
+    }
+
+    #[test]
+    fn only_one_json_document_is_a_spec_and_each_key_counts_once() {
+        let text = format!("{}\n{{\"function\": \"other\"}}", valid());
+        let got = parse(&text).unwrap_err().to_string();
+        assert!(got.contains("trailing characters at line 2"), "{got}");
+        assert!(got.contains("one JSON document and nothing after it"), "{got}");
+        let twice = valid().to_string().replacen('{', r#"{"function": "ml-other", "#, 1);
+        let got = parse(&twice).unwrap_err().to_string();
+        assert!(got.contains("duplicate field `function`"), "{got}");
+        assert!(parse(&format!("{}\n\n", valid())).is_ok(), "whitespace after the document is fine");
+    }
+
+    #[test]
+    fn a_wrong_field_inside_the_strategy_is_named_by_its_path() {
+        let cases = [
+            (json!({"type": "canary", "percent": "ten", "bakeSeconds": 60}), "strategy.percent: invalid type: string"),
+            (json!({"type": "canary", "percent": 10}), "strategy: missing field `bakeSeconds`"),
+            (
+                json!({"type": "linear", "stepPercent": 10, "intervalSeconds": -1}),
+                "strategy.intervalSeconds: invalid value",
+            ),
+            (
+                json!({"type": "canary", "percent": 10, "bakeSeconds": 6, "bake": 1}),
+                "strategy.bake: unknown field `bake`",
+            ),
+            (json!({"type": "all-at-once", "percent": 10}), "strategy.percent: unknown field `percent`"),
+        ];
+        for (strategy, want) in cases {
+            let mut doc = valid();
+            doc["strategy"] = strategy.clone();
+            let got = problems(doc);
+            assert!(got.contains(want), "{strategy}: {got}");
         }
     }
 

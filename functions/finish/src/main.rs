@@ -28,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Ok(serde_json::to_value(sent).unwrap_or_default());
         }
         let input = steps::input("Finish", ev.payload)?;
-        let finished = steps::finish(ledger, registry, input, now).await?;
+        let finished = steps::finish(ledger, store, registry, input, now).await?;
         Ok(serde_json::to_value(finished).unwrap_or_default())
     }))
     .await

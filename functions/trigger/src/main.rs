@@ -11,7 +11,9 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = step::Config::from_env(&["TARGETS_TABLE", "STATE_MACHINE_ARN"])?;
+    let mut vars = vec!["TARGETS_TABLE", "STATE_MACHINE_ARN"];
+    vars.extend(step::POLICY_VARS);
+    let config = step::Config::from_env(&vars)?;
     let sdk = step::sdk_config().await;
     let store = &DynamoTargetStore::from_sdk(&sdk, config.get("TARGETS_TABLE"));
     let executions = &SfnExecutions::from_sdk(&sdk, config.get("STATE_MACHINE_ARN"));
@@ -19,11 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let lambda = &LambdaControlPlane::from_sdk(&sdk);
     let region = &config.region;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        let policy = step::policy(&ev.context.invoked_function_arn)?;
         let report = if steps::is_reconcile(&ev.payload) {
-            steps::reconcile(store, registry, lambda, executions, &ev.payload).await?
+            steps::reconcile(store, registry, lambda, executions, &policy, &ev.payload).await?
         } else {
-            let account = step::account_of(&ev.context.invoked_function_arn);
-            steps::trigger(store, executions, &ev.payload, &account, region).await?
+            steps::trigger(store, executions, &policy, &ev.payload, region).await?
         };
         Ok::<_, step::StepError>(report)
     }))

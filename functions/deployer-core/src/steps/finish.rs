@@ -25,17 +25,31 @@ pub struct Finished {
 /// recorded good version keeps an image to roll back to.
 pub async fn finish(
     ledger: &impl DeploymentLedger,
+    store: &impl TargetStore,
     registry: &impl ImageRegistry,
     req: FinishRequest,
     now_ms: i64,
 ) -> Result<Finished, DeployError> {
     let f = &req.finish;
-    let function = f
-        .plan
-        .as_ref()
-        .map(|p| p.target.function.clone())
-        .or_else(|| f.rollback.as_ref().map(|r| r.function.clone()))
-        .or_else(|| function_of(&req.input));
+    let planned = f.plan.as_ref().map(|p| p.target.function.clone());
+    let function =
+        planned.clone().or_else(|| f.rollback.as_ref().map(|r| r.function.clone())).or_else(|| function_of(&req.input));
+    // A request refused before Prepare read its target names a function only in its input: it is recorded
+    // only if that function is a target, so requests for made-up names leave nothing in the table.
+    let function = match function {
+        Some(name) if planned.is_none() && store.get(&name).await?.is_none() => {
+            tracing::warn!(execution = %req.execution.name, function = %name, outcome = ?f.outcome,
+                "the input names no target: nothing to record");
+            return Ok(Finished {
+                outcome: f.outcome,
+                function: Some(name),
+                recorded: false,
+                released: false,
+                protected_by: None,
+            });
+        }
+        other => other,
+    };
     let Some(function) = function else {
         tracing::warn!(execution = %req.execution.name, outcome = ?f.outcome, "no function named in the input: nothing to record");
         return Ok(Finished {
@@ -198,7 +212,9 @@ pub async fn execution_ended(
     if holds_lock {
         (ended.restored, live) = settle_alias(targets, lambda, &function, &name, &status).await?;
     }
-    if !ledger.history(&function, 50).await?.iter().any(|r| r.execution == name) {
+    // Only a target's executions are recorded: one that never held the lock may name any function.
+    let known = holds_lock || targets.get(&function).await?.is_some();
+    if known && !ledger.history(&function, 50).await?.iter().any(|r| r.execution == name) {
         let error = field("error").filter(|e| !e.is_empty());
         let detail_cause = field("cause").filter(|c| !c.is_empty());
         let alias = match &ended.restored {

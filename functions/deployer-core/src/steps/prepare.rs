@@ -1,6 +1,8 @@
 use crate::decisions::{code_matches, config_drift, started_by_trigger, superseded_by};
 use crate::ids::Version;
 use crate::plan::{ExecutionInput, Plan, PrepareInput};
+use crate::policy::StackPolicy;
+use crate::ports::ImageInfo;
 use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LockOutcome, TargetStore};
 use crate::spec::{Strategy, TargetSpec};
 use crate::steps::input;
@@ -13,6 +15,7 @@ const INDEX_TYPES: &[&str] =
 /// where the function stands. Bad input is refused before anything is written (the lock included).
 pub async fn prepare(
     store: &impl TargetStore,
+    policy: &StackPolicy,
     registry: &impl ImageRegistry,
     lambda: &impl FunctionApi,
     ledger: &impl DeploymentLedger,
@@ -25,11 +28,10 @@ pub async fn prepare(
             return Err(DeployError::invalid("a rollback request reached Prepare; the state machine routes it"))
         }
     };
-    if request.image_tag.is_empty() || request.image_tag.len() > 128 {
-        return Err(DeployError::invalid(format!(
-            "imageTag is {} characters; ECR tags are 1 to 128",
-            request.image_tag.len()
-        )));
+    if let Some(tag) = &request.image_tag {
+        if tag.is_empty() || tag.len() > 128 {
+            return Err(DeployError::invalid(format!("imageTag is {} characters; ECR tags are 1 to 128", tag.len())));
+        }
     }
     let target = store.get(&request.target).await?.ok_or_else(|| {
         DeployError::invalid(format!(
@@ -37,21 +39,23 @@ pub async fn prepare(
             request.target
         ))
     })?;
+    policy.check(&target)?;
     if target.repository != request.repository {
         return Err(DeployError::invalid(format!(
             "target {} deploys images from repository {}, not {}",
             target.function, target.repository, request.repository
         )));
     }
-    if !target.allows_tag(&request.image_tag) {
+    if let Some(tag) = request.image_tag.as_deref().filter(|t| !target.allows_tag(t)) {
         return Err(DeployError::invalid(format!(
-            "tag {:?} is not allowed for {}: it must match {:?}",
-            request.image_tag, target.function, target.tag_pattern
+            "tag {tag:?} is not allowed for {}: it must match {:?}",
+            target.function, target.tag_pattern
         )));
     }
     let image = registry.describe_image(&request.repository, &request.image_digest).await?.ok_or_else(|| {
         DeployError::invalid(format!("image {} is not in repository {}", request.image_digest, request.repository))
     })?;
+    let image_tag = ecr_tag(&target, &image, request.image_tag.as_deref())?;
     if image.manifest_media_type.as_deref().is_some_and(|m| INDEX_TYPES.contains(&m)) {
         return Err(DeployError::invalid(format!(
             "image {} is a multi-architecture index; Lambda runs a single-architecture image: push the {} image \
@@ -107,7 +111,7 @@ pub async fn prepare(
     tracing::info!(
         function = %target.function,
         digest = %request.image_digest,
-        tag = %request.image_tag,
+        tag = %image_tag,
         previous = ?previous_version.as_ref().map(Version::as_str),
         exists = current.is_some(),
         already_live,
@@ -117,7 +121,7 @@ pub async fn prepare(
     Ok(Plan {
         image_uri,
         image_digest: request.image_digest,
-        image_tag: request.image_tag,
+        image_tag,
         function_exists: current.is_some(),
         previous_version,
         already_live,
@@ -127,6 +131,33 @@ pub async fn prepare(
         all_at_once_why,
         target,
     })
+}
+
+/// The tag the deployment goes by, from what ECR says the image carries, never from the request alone: a
+/// request (a hand-made push event, an operator's input) may name any tag, and the tag policy is about the
+/// image. A tag the request names must be one of the image's and allowed; with none named, the image's
+/// first allowed tag. An image with no allowed tag is refused.
+fn ecr_tag(target: &TargetSpec, image: &ImageInfo, requested: Option<&str>) -> Result<String, DeployError> {
+    let carried = if image.tags.is_empty() { "none".to_string() } else { image.tags.join(", ") };
+    match requested {
+        Some(tag) if image.tags.iter().any(|t| t == tag) => Ok(tag.to_string()),
+        Some(tag) => Err(DeployError::invalid(format!(
+            "image {} does not carry the tag {tag:?} in repository {} (its tags in ECR: {carried}); the deployer \
+             goes by the tags ECR gives an image, not by the request's",
+            image.digest, target.repository
+        ))),
+        None => {
+            let mut allowed: Vec<&String> = image.tags.iter().filter(|t| target.allows_tag(t)).collect();
+            allowed.sort();
+            allowed.first().map(|t| t.to_string()).ok_or_else(|| {
+                DeployError::invalid(format!(
+                    "image {} carries no tag that {} allows (tagPattern {:?}; its tags in ECR: {carried}): tag \
+                     it in ECR, and the push deploys it",
+                    image.digest, target.function, target.tag_pattern
+                ))
+            })
+        }
+    }
 }
 
 /// Lambda routes an alias only between versions with the same execution role: a canary or linear shift to

@@ -5,6 +5,7 @@ use crate::decisions::execution_name;
 use crate::event::{parse_push, NotAPush};
 use crate::ids::{FunctionName, ImageDigest, Version};
 use crate::plan::{DeployRequest, ExecutionInput};
+use crate::policy::StackPolicy;
 use crate::ports::{Executions, FunctionApi, ImageRegistry, StartOutcome, TargetStore};
 use crate::spec::TargetSpec;
 use crate::DeployError;
@@ -43,24 +44,73 @@ pub fn is_reconcile(event: &Value) -> bool {
             && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event"))
 }
 
+/// An operator's `{"reconcile": {"targets": [...]}}`, read strictly: a misspelt key or a string where the
+/// list belongs is refused, never read as "every target".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReconcileRequest {
+    #[serde(default)]
+    targets: Option<Vec<FunctionName>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileInput {
+    reconcile: ReconcileRequest,
+}
+
+/// The targets a reconcile event asks for (None: all); refused, naming what is wrong, when malformed.
+fn reconcile_request(event: &Value) -> Result<Option<Vec<FunctionName>>, DeployError> {
+    if event.get("reconcile").is_none() {
+        return Ok(None); // the schedule's event: every target
+    }
+    let input: ReconcileInput = serde_path_to_error::deserialize(event).map_err(|e| {
+        DeployError::invalid(format!(
+            "reconcile request refused: {}: {}; send {{\"reconcile\": {{}}}} for every target or \
+             {{\"reconcile\": {{\"targets\": [\"<function>\", ...]}}}}",
+            e.path(),
+            e.inner()
+        ))
+    })?;
+    match input.reconcile.targets {
+        Some(t) if t.is_empty() => Err(DeployError::invalid(
+            "reconcile request refused: reconcile.targets is empty; leave it out to reconcile every target",
+        )),
+        other => Ok(other),
+    }
+}
+
 pub async fn reconcile(
     store: &impl TargetStore,
     registry: &impl ImageRegistry,
     lambda: &impl FunctionApi,
     executions: &impl Executions,
+    policy: &StackPolicy,
     event: &Value,
 ) -> Result<TriggerReport, DeployError> {
-    let only: Option<Vec<String>> = event
-        .get("reconcile")
-        .and_then(|r| r.get("targets"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+    let only = reconcile_request(event)?;
+    let targets = store.list().await?;
+    if let Some(names) = &only {
+        let unknown: Vec<&str> =
+            names.iter().filter(|n| !targets.iter().any(|t| &t.function == *n)).map(FunctionName::as_str).collect();
+        if !unknown.is_empty() {
+            return Err(DeployError::invalid(format!(
+                "reconcile request refused: no target named {}; `deployctl target list` shows the targets",
+                unknown.join(", ")
+            )));
+        }
+    }
     let mut report = TriggerReport::default();
-    for target in store.list().await? {
-        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == target.function.as_str())) {
+    for target in targets {
+        if only.as_ref().is_some_and(|o| !o.contains(&target.function)) {
             continue;
         }
         let name = target.function.to_string();
+        if let Err(e) = policy.check(&target) {
+            tracing::warn!(target = %name, reason = %e, "reconcile: target outside the stack's policy skipped");
+            report.ignored.push(Ignored { target: Some(name), reason: e.message() });
+            continue;
+        }
         let newest = newest_allowed(registry, &target).await?;
         let Some((digest, tag)) = newest.first().cloned() else {
             report.ignored.push(Ignored { target: Some(name), reason: "no allowed image in the repository".into() });
@@ -82,7 +132,7 @@ pub async fn reconcile(
             target: target.function.clone(),
             repository: target.repository.clone(),
             image_digest: digest.clone(),
-            image_tag: tag,
+            image_tag: Some(tag),
         });
         let input = serde_json::to_string(&request).map_err(|e| DeployError::invalid(e.to_string()))?;
         match executions.start(&execution_name(&target.function, &digest), &input).await? {
@@ -133,10 +183,11 @@ async fn serves(
 pub async fn trigger(
     store: &impl TargetStore,
     executions: &impl Executions,
+    policy: &StackPolicy,
     event: &Value,
-    account: &str,
     region: &str,
 ) -> Result<TriggerReport, DeployError> {
+    let account = policy.account.as_str();
     let mut report = TriggerReport::default();
     let push = match parse_push(event, account, region) {
         Ok(p) => p,
@@ -155,6 +206,11 @@ pub async fn trigger(
         return Ok(report);
     }
     for target in targets {
+        if let Err(e) = policy.check(&target) {
+            tracing::warn!(target = %target.function, reason = %e, "target outside the stack's policy skipped");
+            report.ignored.push(Ignored { target: Some(target.function.to_string()), reason: e.message() });
+            continue;
+        }
         if !target.allows_tag(&push.tag) {
             let reason = format!("tag {:?} does not match tagPattern {:?}", push.tag, target.tag_pattern);
             tracing::info!(target = %target.function, %reason, "target skipped");
@@ -165,7 +221,7 @@ pub async fn trigger(
             target: target.function.clone(),
             repository: push.repository.clone(),
             image_digest: push.digest.clone(),
-            image_tag: push.tag.clone(),
+            image_tag: Some(push.tag.clone()),
         });
         let input = serde_json::to_string(&request).map_err(|e| DeployError::invalid(e.to_string()))?;
         let name = execution_name(&target.function, &push.digest);

@@ -50,6 +50,18 @@ pub const NOW_MS: i64 = 1_795_780_800_000;
 /// When [`FakeRegistry::push`] received its first image (a day before [`NOW_MS`]); each push comes a minute later.
 pub const FIRST_PUSH_MS: i64 = NOW_MS - 86_400_000;
 
+/// The deployer stack's policy in these tests: `ml-` functions and roles of [`ACCOUNT`], repository
+/// [`REPO`] (and `ml-batch`), any alarm.
+pub fn policy() -> deployer_core::policy::StackPolicy {
+    deployer_core::policy::StackPolicy {
+        account: ACCOUNT.into(),
+        function_prefix: "ml-".into(),
+        role_prefix: "ml-".into(),
+        repositories: vec![REPO.into(), "ml-batch".into()],
+        alarm_prefix: String::new(),
+    }
+}
+
 /// The execution a step runs in, as the context object gives it.
 pub fn execution(name: &str) -> ExecutionRef {
     ExecutionRef { name: name.to_string(), start_time: "2026-11-27T11:59:58.123Z".into() }
@@ -1049,6 +1061,8 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub struct FakeRegistry {
     pub images: Mutex<BTreeMap<(String, String), ImageInfo>>,
     pushes: Mutex<i64>,
+    /// Every call, e.g. `DescribeImage ml-inference sha256:...`.
+    calls: Mutex<Vec<String>>,
 }
 
 impl FakeRegistry {
@@ -1082,6 +1096,17 @@ impl FakeRegistry {
     pub fn pushed_at(&self, repo: &str, d: &ImageDigest) -> Option<i64> {
         self.images.lock().unwrap().get(&(repo.to_string(), d.to_string())).and_then(|i| i.pushed_at_ms)
     }
+
+    /// Give an image in the registry one more tag (ECR's PutImage of its manifest under the tag).
+    pub fn tag(&self, repo: &str, d: &ImageDigest, tag: &str) {
+        let mut images = self.images.lock().unwrap();
+        let image = images.get_mut(&(repo.to_string(), d.to_string())).expect("the image is in the registry");
+        image.tags.push(tag.to_string());
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
 }
 
 impl ImageRegistry for FakeRegistry {
@@ -1090,10 +1115,12 @@ impl ImageRegistry for FakeRegistry {
         repository: &RepositoryName,
         digest: &ImageDigest,
     ) -> ports::Result<Option<ImageInfo>> {
+        self.calls.lock().unwrap().push(format!("DescribeImage {repository} {digest}"));
         Ok(self.images.lock().unwrap().get(&(repository.to_string(), digest.to_string())).cloned())
     }
 
     async fn tag_image(&self, repository: &RepositoryName, digest: &ImageDigest, tag: &str) -> ports::Result<()> {
+        self.calls.lock().unwrap().push(format!("TagImage {repository} {digest} {tag}"));
         let mut images = self.images.lock().unwrap();
         let Some(image) = images.get_mut(&(repository.to_string(), digest.to_string())) else {
             return Err(DeployError::invalid(format!("image {repository}@{digest} is no longer in the repository")));
@@ -1105,6 +1132,7 @@ impl ImageRegistry for FakeRegistry {
     }
 
     async fn list_images(&self, repository: &RepositoryName) -> ports::Result<Vec<ImageInfo>> {
+        self.calls.lock().unwrap().push(format!("ListImages {repository}"));
         let images = self.images.lock().unwrap();
         Ok(images
             .iter()

@@ -20,7 +20,9 @@ const V2_PUSHED_MS: i64 = NOW_MS - 600_000;
 async fn run(ledger: &FakeLedger, execution_name: &str, input: Value, f: FinishInput) -> Result<Finished, DeployError> {
     let registry = FakeRegistry::default();
     registry.push(REPO, &v2(), "sha-2222222", SINGLE_ARCH);
-    finish(ledger, &registry, FinishRequest { finish: f, execution: execution(execution_name), input }, NOW_MS).await
+    let store = FakeStore::with([spec()]);
+    finish(ledger, &store, &registry, FinishRequest { finish: f, execution: execution(execution_name), input }, NOW_MS)
+        .await
 }
 
 /// The trigger's input for v2.
@@ -82,10 +84,10 @@ fn v2_record(execution_name: &str, trigger: &str, outcome: Outcome) -> Deploymen
 }
 
 /// A ledger where `owner` holds the function's lock.
-/// [`execution_ended`] for a function with no stored target (so no alias to look at): the lock and the
-/// record alone.
-async fn ended_with_no_target(ledger: &FakeLedger, event: &Value, now_ms: i64) -> Result<Ended, DeployError> {
-    execution_ended(ledger, &FakeStore::default(), &FakeLambda::new(), event, now_ms).await
+/// [`execution_ended`] for the stored target, whose function has no alias (nothing to settle): the lock
+/// and the record alone.
+async fn ended_without_alias(ledger: &FakeLedger, event: &Value, now_ms: i64) -> Result<Ended, DeployError> {
+    execution_ended(ledger, &FakeStore::with([spec()]), &FakeLambda::new(), event, now_ms).await
 }
 
 fn locked_by(owner: &str) -> FakeLedger {
@@ -487,7 +489,7 @@ async fn an_aborted_execution_that_never_reached_finish_is_recorded_and_its_lock
 
     // WHEN its status-change event arrives
     let out =
-        ended_with_no_target(&ledger, &status_change(EXECUTION, "ABORTED", &deploy_input()), NOW_MS + 5).await.unwrap();
+        ended_without_alias(&ledger, &status_change(EXECUTION, "ABORTED", &deploy_input()), NOW_MS + 5).await.unwrap();
 
     // THEN the lock is free, and the record says what happened and where to look
     assert_eq!(ledger.lock(FN), None);
@@ -514,7 +516,7 @@ async fn a_timed_out_rollback_keeps_its_error_and_frees_only_its_own_lock() {
     event["detail"]["error"] = json!("States.Timeout");
 
     // WHEN its status-change event arrives
-    let out = ended_with_no_target(&ledger, &event, NOW_MS).await.unwrap();
+    let out = ended_without_alias(&ledger, &event, NOW_MS).await.unwrap();
 
     // THEN it is recorded as the operator's, and the other execution's lock is left alone
     assert_eq!((out.recorded, out.released), (true, false));
@@ -531,8 +533,7 @@ async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
     ledger.seed_record(v2_record(EXECUTION, "ecr-push", Outcome::RolledBack));
 
     // WHEN its status-change event arrives
-    let out =
-        ended_with_no_target(&ledger, &status_change(EXECUTION, "FAILED", &deploy_input()), NOW_MS).await.unwrap();
+    let out = ended_without_alias(&ledger, &status_change(EXECUTION, "FAILED", &deploy_input()), NOW_MS).await.unwrap();
 
     // THEN nothing more is written
     assert_eq!((out.recorded, out.released), (false, false));
@@ -543,7 +544,7 @@ async fn a_failed_execution_that_finish_recorded_is_not_recorded_twice() {
 async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for (status, input) in [("SUCCEEDED", deploy_input()), ("RUNNING", deploy_input()), ("ABORTED", json!({"x": 1}))] {
-        let out = ended_with_no_target(&ledger, &status_change(EXECUTION, status, &input), NOW_MS).await.unwrap();
+        let out = ended_without_alias(&ledger, &status_change(EXECUTION, status, &input), NOW_MS).await.unwrap();
         assert_eq!((out.recorded, out.released), (false, false), "{status} {input}");
     }
     assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
@@ -554,7 +555,7 @@ async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_noth
 async fn an_event_that_is_not_a_status_change_is_refused_and_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for event in [json!({"detail-type": "x"}), json!({"detail": {"name": EXECUTION}}), json!({"detail": "ABORTED"})] {
-        let err = ended_with_no_target(&ledger, &event, NOW_MS).await.unwrap_err();
+        let err = ended_without_alias(&ledger, &event, NOW_MS).await.unwrap_err();
         assert_eq!(err.name(), "InvalidInput", "{event}");
         assert!(err.to_string().contains("detail"), "{err}");
     }
@@ -579,7 +580,7 @@ async fn an_operators_promote_or_abort_reaches_the_running_deployment() {
     let sent = operator_command(&ledger, json!({"action": "promote", "function": FN})).await.unwrap();
     assert_eq!((sent.command, sent.reason.as_str()), (Command::Promote, "promote by an operator"));
     // ... and its execution, should it fail, is not mistaken for an abandoned deployment
-    let out = ended_with_no_target(
+    let out = ended_without_alias(
         &ledger,
         &status_change("cmd-1", "FAILED", &json!({"action": "abort", "function": FN})),
         NOW_MS,
@@ -687,4 +688,37 @@ async fn a_failed_restore_keeps_the_lock_and_writes_nothing_until_the_retry_comp
     let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
     assert_eq!((out.recorded, out.released, out.restored.is_some()), (true, true, true));
     assert_eq!(lambda.alias(FN, "live").unwrap().additional, None);
+}
+
+#[tokio::test]
+async fn a_request_for_a_function_that_is_no_target_leaves_no_record() {
+    // GIVEN executions refused before Prepare read a target, naming a function nobody registered
+    let ledger = FakeLedger::new();
+    let input = json!({"action": "deploy", "target": "ml-made-up", "repository": REPO,
+                       "imageDigest": v2().as_str(), "imageTag": "sha-2222222"});
+    let refused = FinishInput {
+        error: Some(StepFailure {
+            error: "InvalidInput".into(),
+            cause: "no deployment target named ml-made-up".into(),
+        }),
+        ..ended(Outcome::Rejected)
+    };
+
+    // WHEN Finish runs for one, and a status-change event arrives for another
+    let out = run(&ledger, "manual-ml-made-up-1", input.clone(), refused).await.unwrap();
+    let ended = execution_ended(
+        &ledger,
+        &FakeStore::with([spec()]),
+        &FakeLambda::new(),
+        &status_change("manual-ml-made-up-2", "FAILED", &input),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
+
+    // THEN neither is recorded: the deployments table holds only targets' executions
+    assert_eq!((out.recorded, out.released), (false, false), "{out:?}");
+    assert_eq!((ended.recorded, ended.released), (false, false), "{ended:?}");
+    assert!(ledger.records("ml-made-up").is_empty());
+    assert!(!ledger.calls().iter().any(|c| c.starts_with("Record")), "{:?}", ledger.calls());
 }

@@ -39,8 +39,8 @@ async fn run_in(
     request: Value,
     now_ms: i64,
 ) -> Result<Plan, DeployError> {
-    prepare(store, registry, lambda, ledger, PrepareInput { request, execution: execution(execution_name) }, now_ms)
-        .await
+    let input = PrepareInput { request, execution: execution(execution_name) };
+    prepare(store, &policy(), registry, lambda, ledger, input, now_ms).await
 }
 
 /// The fake spec's whole budget: prepare 600 s + 2 x readyTimeoutSeconds 120 + smoke test and rollback,
@@ -583,5 +583,68 @@ async fn a_gradual_shift_to_a_version_with_another_role_moves_all_at_once_and_sa
         if let Some(why) = &plan.all_at_once_why {
             assert!(why.contains(&same) && why.contains(other) && why.contains("no canary shift"), "{why}");
         }
+    }
+}
+
+#[tokio::test]
+async fn the_tag_is_ecrs_never_the_requests() {
+    // GIVEN v2 carries only `experimental` in ECR (the trigger rightly ignored its push), and v3 carries an
+    // allowed tag and `experimental-2`
+    let registry = FakeRegistry::default();
+    registry.push(REPO, &v2(), "experimental", SINGLE_ARCH);
+    registry.push(REPO, &digest('3'), "sha-3333333", SINGLE_ARCH);
+    registry.tag(REPO, &digest('3'), "experimental-2");
+    let refused = [
+        // a hand-made push event or operator input naming an allowed tag v2 does not carry
+        (request(FN, REPO, &v2(), "sha-abcdef0"), "does not carry the tag \"sha-abcdef0\" in repository ml-inference (its tags in ECR: experimental)"),
+        // no tag named, and none of v2's is allowed
+        (json!({"action": "deploy", "target": FN, "repository": REPO, "imageDigest": v2().as_str()}),
+         "carries no tag that ml-inference allows (tagPattern \"^sha-[0-9a-f]{7,40}$\"; its tags in ECR: experimental)"),
+    ];
+    for (input, says) in refused {
+        let (store, lambda, ledger) = (FakeStore::with([spec()]), FakeLambda::new(), FakeLedger::new());
+        let err = run_in(&store, &registry, &lambda, &ledger, EXECUTION, input.clone(), NOW_MS).await.unwrap_err();
+        let message = invalid_message(err);
+        assert!(message.contains(says), "{input}: {message}");
+        assert!(ledger.calls().is_empty() && lambda.writes().is_empty(), "{input}: nothing is locked or written");
+    }
+
+    // WHEN v3 is asked for without a tag, or by its allowed tag
+    for input in [
+        json!({"action": "deploy", "target": FN, "repository": REPO, "imageDigest": digest('3').as_str()}),
+        request(FN, REPO, &digest('3'), "sha-3333333"),
+    ] {
+        let plan = run(&FakeStore::with([spec()]), &registry, &FakeLambda::new(), input.clone()).await.unwrap();
+        // THEN the plan goes by the allowed tag ECR gives it
+        assert_eq!(plan.image_tag, "sha-3333333", "{input}");
+    }
+}
+
+#[tokio::test]
+async fn a_target_outside_the_stacks_policy_is_refused_before_anything_is_read_or_locked() {
+    let cases = [
+        (json!({"function": "payments-api"}), "payments-api", "TargetFunctionPrefix \"ml-\""),
+        (json!({"configuration": {"role": "arn:aws:iam::123456789012:role/admin"}}), FN, "TargetRolePrefix \"ml-\""),
+        (
+            json!({"configuration": {"role": "arn:aws:iam::999999999999:role/ml-x"}}),
+            FN,
+            "a role of account 999999999999",
+        ),
+        (json!({"repository": "other-repo"}), FN, "\"other-repo\" is not among the stack's AllowedRepositories"),
+    ];
+    for (patch, function, says) in cases {
+        // GIVEN a stored target that breaks the policy (stored around deployctl, straight into the table)
+        let target = spec_with(patch.clone());
+        let store = FakeStore::with([target.clone()]);
+        let registry = FakeRegistry::default();
+        registry.push(target.repository.as_str(), &v2(), "sha-2222222", SINGLE_ARCH);
+        let (lambda, ledger) = (FakeLambda::new(), FakeLedger::new());
+        let input = request(function, target.repository.as_str(), &v2(), "sha-2222222");
+        let err = run_in(&store, &registry, &lambda, &ledger, EXECUTION, input, NOW_MS).await.unwrap_err();
+        let message = invalid_message(err);
+        assert!(message.contains(says), "{patch}: {message}");
+        assert!(message.contains("outside the deployer stack's policy"), "{patch}: {message}");
+        assert!(registry.calls().is_empty(), "{patch}: ECR was read: {:?}", registry.calls());
+        assert!(lambda.calls().is_empty() && ledger.calls().is_empty(), "{patch}");
     }
 }

@@ -12,7 +12,7 @@ async fn run(
     executions: &FakeExecutions,
     event: &Value,
 ) -> Result<deployer_core::steps::TriggerReport, DeployError> {
-    trigger(store, executions, event, ACCOUNT, REGION).await
+    trigger(store, executions, &policy(), event, REGION).await
 }
 
 #[tokio::test]
@@ -53,7 +53,9 @@ async fn the_started_input_is_one_that_prepare_accepts() {
 
     // WHEN the state machine hands that input to Prepare, in the execution the trigger started
     let prepare_input = PrepareInput { request: input, execution: execution(&name) };
-    let plan = deployer_core::steps::prepare(&store, &registry, &lambda, &ledger, prepare_input, NOW_MS).await.unwrap();
+    let plan = deployer_core::steps::prepare(&store, &policy(), &registry, &lambda, &ledger, prepare_input, NOW_MS)
+        .await
+        .unwrap();
 
     // THEN Prepare reads it as the same deployment, and takes the function's lock for that execution
     assert_eq!(plan.image_digest, v2());

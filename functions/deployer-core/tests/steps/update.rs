@@ -119,7 +119,7 @@ async fn drifted_configuration_goes_first_then_the_code_then_nothing() {
     assert_eq!(first.action, UpdateAction::Configuration);
     assert_eq!(
         first.drift,
-        [earlier.clone(), drift("memoryMb", "1024", "256"), drift("environment.DEBUG", "(unset)", "\"1\"")]
+        [earlier.clone(), drift("memoryMb", "1024", "256"), drift("environment.DEBUG", "(unset)", "(set)")]
     );
     assert_eq!(lambda.writes(), [format!("UpdateFunctionConfiguration ml-inference rev={read_revision}")]);
     let f = lambda.latest(FN);
