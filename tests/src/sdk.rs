@@ -73,3 +73,31 @@ pub async fn let_lambda_pull(ecr: &aws_sdk_ecr::Client, repo: &str) {
         "Condition": {"StringLike": {"aws:sourceArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:e2e-*")}}}]});
     ecr.set_repository_policy().repository_name(repo).policy_text(policy.to_string()).send().await.unwrap();
 }
+
+/// SDK config signed with a session of `role_arn` (sts:AssumeRole through local AWS).
+pub async fn as_role(role_arn: &str) -> aws_config::SdkConfig {
+    let admin = config().await;
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("self-test")
+        .configure(&admin)
+        .build()
+        .await;
+    admin.into_builder().credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(provider)).build()
+}
+
+/// Tag an image already in `repo` with `tag`, as `docker push` of the same image under a new tag does: ECR's
+/// PutImage of its manifest, which ECR reports as a push of that tag.
+pub async fn tag_image(ecr: &aws_sdk_ecr::Client, repo: &str, digest: &str, tag: &str) -> Result<(), String> {
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build();
+    let got = ecr.batch_get_image().repository_name(repo).image_ids(id).send().await.map_err(|e| format!("{e:?}"))?;
+    let image = got.images().first().ok_or_else(|| format!("{digest} is not in {repo}"))?;
+    ecr.put_image()
+        .repository_name(repo)
+        .image_manifest(image.image_manifest().unwrap_or_default())
+        .set_image_manifest_media_type(image.image_manifest_media_type().map(str::to_string))
+        .image_tag(tag)
+        .send()
+        .await
+        .map_err(|e| format!("tagging {digest} {tag}: {e:?}"))?;
+    Ok(())
+}

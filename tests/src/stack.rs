@@ -2,6 +2,7 @@
 //! `scripts/deploy-local.sh` (the same path as the demo).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -102,4 +103,98 @@ pub struct Execution {
     pub error: String,
     pub cause: String,
     pub output: serde_json::Value,
+}
+
+impl Execution {
+    /// The cause as a person reads it: a Lambda error's cause (`{"errorType", "errorMessage"}`) is its
+    /// errorMessage; any other cause is as it is.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.cause)
+            .ok()
+            .and_then(|c| c["errorMessage"].as_str().map(str::to_string))
+            .unwrap_or_else(|| self.cause.clone())
+    }
+}
+
+/// `deployctl`, built once for this test binary, by the build `scripts/deploy-local.sh --build-tests` makes
+/// (the same features as `cargo test --workspace`, so nothing is compiled twice).
+pub fn deployctl() -> &'static PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
+            .current_dir(crate::fixture::workspace_root())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "building deployctl failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        crate::fixture::target_dir().join("debug/deployctl")
+    })
+}
+
+/// Run `deployctl --stack <the test stack> <args>`; (exit ok, stdout + stderr).
+pub async fn run_deployctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
+    deployctl_in(&std::env::temp_dir(), args.iter().map(|a| a.as_ref().to_string()).collect()).await
+}
+
+/// Run `deployctl --stack <the test stack> <args>` in `dir`; (exit ok, stdout + stderr).
+pub async fn deployctl_in(dir: &std::path::Path, args: Vec<String>) -> (bool, String) {
+    let mut cmd = Command::new(deployctl());
+    cmd.args(["--stack", STACK]).args(&args).env("AWS_ENDPOINT_URL", crate::sdk::endpoint()).current_dir(dir);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A queue subscribed to the stack's notification topic.
+pub async fn notifications_queue() -> (aws_sdk_sqs::Client, String) {
+    let cfg = crate::sdk::config().await;
+    let (sns, sqs) = (aws_sdk_sns::Client::new(&cfg), aws_sdk_sqs::Client::new(&cfg));
+    let topics = sns.list_topics().send().await.unwrap();
+    let topic = topics
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .find(|a| a.ends_with(&format!(":{STACK}-deployments")))
+        .expect("the stack has a notification topic (Notifications=true)")
+        .to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(crate::unique("e2e-notes"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    (sqs, url)
+}
+
+/// The notification lines about `function` so far.
+pub async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, function: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        if out.messages().is_empty() {
+            return lines;
+        }
+        lines.extend(
+            out.messages().iter().filter_map(|m| m.body()).filter(|b| b.contains(function)).map(str::to_string),
+        );
+    }
 }

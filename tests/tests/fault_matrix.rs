@@ -666,26 +666,7 @@ fn record_problems(
 /// Give v2 (already in the trigger's repository) the tag `tag`: ECR's PutImage, which pushes it again and
 /// sends the push event the trigger gets.
 async fn push_tag(env: &Env, digest: &str, tag: &str) -> Result<(), String> {
-    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build();
-    let got = env
-        .ecr
-        .batch_get_image()
-        .repository_name(TRIGGER_REPO)
-        .image_ids(id)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let image = got.images().first().ok_or("v2 is not in the trigger's repository")?;
-    env.ecr
-        .put_image()
-        .repository_name(TRIGGER_REPO)
-        .image_manifest(image.image_manifest().unwrap_or_default())
-        .set_image_manifest_media_type(image.image_manifest_media_type().map(str::to_string))
-        .image_tag(tag)
-        .send()
-        .await
-        .map_err(|e| format!("tagging v2 {tag}: {e:?}"))?;
-    Ok(())
+    sdk::tag_image(&env.ecr, TRIGGER_REPO, digest, tag).await
 }
 
 /// The execution the trigger starts for the push, once it has ended.

@@ -11,7 +11,7 @@ use aws_sdk_lambda::types::{
     AliasRoutingConfiguration, Environment, FunctionCode, LastUpdateStatus, LogFormat, LoggingConfig, PackageType,
     Runtime, State,
 };
-use deployer_tests::sdk::{self, image_uri};
+use deployer_tests::sdk::{self, as_role, image_uri};
 use deployer_tests::{faults, fixture, unique, wait};
 use serde_json::{json, Value};
 
@@ -1158,17 +1158,6 @@ async fn assumable_role(iam: &aws_sdk_iam::Client, name: &str, policy: Value) ->
         .to_string();
     iam.put_role_policy().role_name(name).policy_name("p").policy_document(policy.to_string()).send().await.unwrap();
     arn
-}
-
-/// SDK config signed with a session of `role_arn` (sts:AssumeRole through local AWS).
-async fn as_role(role_arn: &str) -> aws_config::SdkConfig {
-    let admin = sdk::config().await;
-    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-        .session_name("self-test")
-        .configure(&admin)
-        .build()
-        .await;
-    admin.into_builder().credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(provider)).build()
 }
 
 fn fn_arn(name: &str) -> String {

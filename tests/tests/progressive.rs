@@ -3,16 +3,14 @@
 //! by ExecutedVersion, alarms), and steered by an operator with `deployctl` (promote, abort, rollback
 //! --to). Time is compressed through the spec (bakes of seconds), not by special code paths.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::plan::Outcome;
 use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
-use deployer_tests::stack::{self, Execution, Stack, STACK};
+use deployer_tests::stack::{self, notifications, notifications_queue, Execution, Stack, STACK};
 use deployer_tests::traffic::Traffic;
 use deployer_tests::{fixture, readme, sdk, unique};
 use serde_json::{json, Value};
@@ -45,34 +43,7 @@ async fn env() -> Env {
     }
 }
 
-/// `deployctl`, built once for this test binary, by the build `scripts/deploy-local.sh --build-tests` makes
-/// (the same features as `cargo test --workspace`, so nothing is compiled twice).
-fn deployctl() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
-            .current_dir(fixture::workspace_root())
-            .output()
-            .expect("cargo runs");
-        assert!(out.status.success(), "building deployctl failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        fixture::target_dir().join("debug/deployctl")
-    })
-}
-
-/// Run `deployctl --stack <the test stack> <args>`; (exit ok, stdout + stderr).
-async fn run_deployctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
-    run_deployctl_in(&std::env::temp_dir(), args.iter().map(|a| a.as_ref().to_string()).collect()).await
-}
-
-/// Run `deployctl --stack <the test stack> <args>` in `dir`; (exit ok, stdout + stderr).
-async fn run_deployctl_in(dir: &std::path::Path, args: Vec<String>) -> (bool, String) {
-    let mut cmd = Command::new(deployctl());
-    cmd.args(["--stack", STACK]).args(&args).env("AWS_ENDPOINT_URL", sdk::endpoint()).current_dir(dir);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
+use deployer_tests::stack::{deployctl_in as run_deployctl_in, run_deployctl};
 
 #[tokio::test]
 async fn the_readmes_target_commands_manage_a_target_as_written() {
@@ -281,52 +252,6 @@ async fn a_healthy_linear_shift_moves_traffic_stepwise_to_the_new_version() {
     let r = env.ledger.history(&t.function, 5).await.unwrap();
     assert_eq!((r[0].outcome, r[0].version_after.as_deref()), (Outcome::Deployed, Some(extra.as_str())));
     println!("linear 40/80/100 served {seen:?}");
-}
-
-/// A queue subscribed to the stack's notification topic.
-async fn notifications_queue() -> (aws_sdk_sqs::Client, String) {
-    let cfg = sdk::config().await;
-    let (sns, sqs) = (aws_sdk_sns::Client::new(&cfg), aws_sdk_sqs::Client::new(&cfg));
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic = topics
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn())
-        .find(|a| a.ends_with(&format!(":{STACK}-deployments")))
-        .expect("the stack has a notification topic (Notifications=true)")
-        .to_string();
-    let url = sqs.create_queue().queue_name(unique("e2e-notes")).send().await.unwrap().queue_url().unwrap().to_string();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    (sqs, url)
-}
-
-/// The notification lines about `function` so far.
-async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, function: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-        if out.messages().is_empty() {
-            return lines;
-        }
-        lines.extend(
-            out.messages().iter().filter_map(|m| m.body()).filter(|b| b.contains(function)).map(str::to_string),
-        );
-    }
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::plan::DeploymentRecord;
@@ -780,4 +781,361 @@ fn until_next_second() -> Duration {
 
 async fn sleep_into_next_second() {
     tokio::time::sleep(until_next_second()).await;
+}
+
+// The deployer's own policy, whoever asks: the tag is ECR's, the stack's prefixes and repositories hold at
+// Prepare, no secret reaches any output, and only targets are recorded.
+
+/// The trigger Lambda's answer to `event`, invoked directly as EventBridge (or anyone allowed to invoke it)
+/// would: (FunctionError, payload).
+async fn invoke_trigger(env: &Env, event: &Value) -> (Option<String>, Value) {
+    let out = env
+        .lambda
+        .invoke()
+        .function_name(format!("{STACK}-trigger"))
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("Invoke of the trigger");
+    let body = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).unwrap_or_default();
+    (out.function_error().map(str::to_string), body)
+}
+
+/// An ECR push event with every field EventBridge sets, naming whatever tag the sender likes.
+fn push_event(digest: &str, tag: &str) -> Value {
+    json!({"version": "0", "id": unique("hand-made"), "detail-type": "ECR Image Action", "source": "aws.ecr",
+           "account": sdk::ACCOUNT, "time": "2026-12-04T00:00:00Z", "region": sdk::REGION, "resources": [],
+           "detail": {"action-type": "PUSH", "result": "SUCCESS", "repository-name": REPO,
+                      "image-digest": digest, "image-tag": tag}})
+}
+
+#[tokio::test]
+async fn an_image_goes_live_only_by_a_tag_it_carries_in_ecr_whoever_names_another() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let (_, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (alias, versions) = (env.alias(&t).await, env.versions(&t).await);
+
+    // GIVEN an image pushed only as `<function>-experimental`, which the target's pattern does not allow
+    let experimental = format!("{f}-experimental");
+    let tag = experimental.clone();
+    let digest = tokio::task::spawn_blocking(move || fixture::push_image(REPO, &tag, &tag)).await.unwrap();
+    let invented = format!("{f}-v9");
+    let refused = |exec: &Execution, what: &str, says: &str| {
+        assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "InvalidInput"), "{what}: {exec:?}");
+        assert!(exec.message().contains(says), "{what}: {}", exec.message());
+        assert!(exec.message().contains(&format!("its tags in ECR: {experimental}")), "{what}: {}", exec.message());
+    };
+    let not_carried = format!("does not carry the tag \"{invented}\"");
+
+    // WHEN a hand-made push event names an allowed tag with that image's digest
+    let (error, report) = invoke_trigger(&env, &push_event(&digest, &invented)).await;
+    assert_eq!(error, None, "{report}");
+    let exec = env.wait(&push_execution(&f, &digest)).await;
+    // THEN the deployment it starts is refused: the image does not carry the tag in ECR
+    refused(&exec, "hand-made push event", &not_carried);
+
+    // AND the same for an operator's input naming the tag, for `deployctl deploy --digest --tag`, and for a
+    // request naming no tag (none of the image's tags is allowed)
+    let exec = env.deploy_by_hand(&unique("by-hand-invented"), &t, &digest, &invented).await;
+    refused(&exec, "start-execution with an invented imageTag", &not_carried);
+    let (ok, out) = stack::run_deployctl(&["deploy", &f, "--digest", &digest, "--tag", &invented]).await;
+    assert!(!ok && out.contains(&not_carried), "deployctl deploy --digest --tag: {out}");
+    let untagged = json!({"action": "deploy", "target": f, "repository": REPO, "imageDigest": digest});
+    let exec = env.start(&unique("by-hand-no-tag"), untagged).await;
+    refused(&exec, "start-execution without imageTag", "carries no tag that");
+
+    // ... and nothing moved: the alias is where it was, nothing was published, v1 answers
+    assert_eq!(env.alias(&t).await, alias, "the alias did not move (same RevisionId)");
+    assert_eq!(env.versions(&t).await, versions, "nothing was published");
+    assert_eq!(env.invoke_alias(&t).await["variant"], format!("{f}-v1"));
+    env.assert_lock_free(&t, "the refused requests").await;
+
+    // WHEN the image is given an allowed tag in ECR (a push of the same image under `<function>-v2`), and
+    // an operator deploys it naming no tag
+    sdk::tag_image(&env.ecr, REPO, &digest, &format!("{f}-v2")).await.unwrap();
+    let name = unique("by-hand-tagged");
+    let tagged = json!({"action": "deploy", "target": f, "repository": REPO, "imageDigest": digest});
+    let exec = env.start(&name, tagged).await;
+    // THEN it goes live, and the tag recorded (and in the version's description) is the one ECR gives it
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let r = env.record_of(&t, &name).await;
+    assert_eq!((summary(&r).1.as_str(), r.image_tag.as_deref()), ("deployed", Some(format!("{f}-v2").as_str())));
+    let v = env.alias(&t).await.0;
+    let described = env.lambda.get_function_configuration().function_name(&f).qualifier(&v).send().await.unwrap();
+    assert!(described.description().unwrap_or_default().contains(&format!("{f}-v2")), "{described:?}");
+    assert_eq!(env.invoke_alias(&t).await["variant"], experimental);
+}
+
+#[tokio::test]
+async fn a_target_stored_around_deployctl_that_breaks_the_stacks_policy_is_refused_by_prepare() {
+    let env = env().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let (digest, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (alias, versions) = (env.alias(&t).await, env.versions(&t).await);
+    let role_before = env.lambda.get_function_configuration().function_name(&f).send().await.unwrap();
+    let admin = sdk::role(&aws_sdk_iam::Client::new(&sdk::config().await), "admin").await;
+
+    // GIVEN targets written straight into the table (bypassing `deployctl target apply`): one naming a
+    // function outside TargetFunctionPrefix, one handing the live function a role outside TargetRolePrefix,
+    // one handing it another account's role
+    let outside = format!("payments-{}", unique("api"));
+    let with = |patch: Value| {
+        let mut doc = serde_json::to_value(&t.spec).unwrap();
+        for (k, v) in patch.as_object().unwrap() {
+            match k.as_str() {
+                "role" => doc["configuration"]["role"] = v.clone(),
+                _ => doc[k] = v.clone(),
+            }
+        }
+        spec::parse(&doc.to_string()).unwrap()
+    };
+    let cases = [
+        (
+            with(json!({"function": outside})),
+            format!("\"{outside}\" does not start with the stack's TargetFunctionPrefix \"e2e-\""),
+        ),
+        (with(json!({"role": admin})), "does not start with the stack's TargetRolePrefix \"e2e-\"".to_string()),
+        (
+            with(json!({"role": "arn:aws:iam::999999999999:role/e2e-service-role"})),
+            format!(
+                "is a role of account 999999999999; the deployer passes only roles of its own account {}",
+                sdk::ACCOUNT
+            ),
+        ),
+    ];
+    for (spec, says) in cases {
+        env.store.put(&spec).await.expect("stored around deployctl");
+        // WHEN a deployment of an image the target allows is asked for
+        let input = json!({"action": "deploy", "target": spec.function, "repository": REPO, "imageDigest": digest});
+        let exec = env.start(&unique("outside-policy"), input).await;
+        if spec.function != t.function {
+            env.store.delete(&spec.function).await.unwrap();
+        }
+        // THEN Prepare refuses it, naming the parameter and its value
+        assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "InvalidInput"), "{exec:?}");
+        assert!(exec.message().contains(&says), "{}", exec.message());
+        assert!(exec.message().contains("outside the deployer stack's policy"), "{}", exec.message());
+    }
+    env.store.put(&t.spec).await.unwrap();
+
+    // ... and nothing was created or changed: no function outside the prefix, the live one keeps its role
+    let created = env.lambda.get_function().function_name(&outside).send().await;
+    assert!(created.is_err(), "{outside} was created: {created:?}");
+    let role_after = env.lambda.get_function_configuration().function_name(&f).send().await.unwrap();
+    assert_eq!(role_after.role(), role_before.role());
+    assert_eq!((env.alias(&t).await, env.versions(&t).await), (alias, versions));
+    env.assert_lock_free(&t, "the refused deployments").await;
+}
+
+#[tokio::test]
+async fn the_step_roles_may_read_pull_and_tag_only_the_allowed_repositories() {
+    let cfg = sdk::config().await;
+    let _ = tokio::task::spawn_blocking(stack::ensure).await.unwrap();
+    let (lambda, iam, ecr) =
+        (aws_sdk_lambda::Client::new(&cfg), aws_sdk_iam::Client::new(&cfg), aws_sdk_ecr::Client::new(&cfg));
+    // GIVEN an image in an allowed repository and the same image in a repository the stack does not allow
+    let outside = "e2e-outside-policy";
+    let _ = ecr.create_repository().repository_name(outside).send().await;
+    let _ = ecr.create_repository().repository_name(REPO).send().await;
+    let tag = unique("iam");
+    let digest = {
+        let tag = tag.clone();
+        tokio::task::spawn_blocking(move || fixture::push_image(outside, &tag, "iam")).await.unwrap()
+    };
+    let manifest = {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digest).build();
+        let got = ecr.batch_get_image().repository_name(outside).image_ids(id).send().await.unwrap();
+        got.images()[0].image_manifest().unwrap().to_string()
+    };
+    // Each ECR call a step makes, by the step that makes it.
+    let calls: [(&str, &str); 5] = [
+        ("trigger", "DescribeImages"),
+        ("prepare", "DescribeImages"),
+        ("update-code", "BatchGetImage"),
+        ("rollback", "DescribeImages"),
+        ("finish", "PutImage"),
+    ];
+    for (step, call) in calls {
+        // The step's own role, with a trust statement added so that the test may take a session of it (its
+        // permissions are untouched; the statement is taken away again).
+        let role = lambda.get_function_configuration().function_name(format!("{STACK}-{step}")).send().await.unwrap();
+        let role_arn = role.role().unwrap().to_string();
+        let role_name = role_arn.rsplit('/').next().unwrap().to_string();
+        let got = iam.get_role().role_name(&role_name).send().await.unwrap();
+        let original = got.role().unwrap().assume_role_policy_document().unwrap_or_default().to_string();
+        let original = percent_decoded(&original);
+        let mut trust: Value = serde_json::from_str(&original).unwrap();
+        trust["Statement"].as_array_mut().unwrap().push(json!({"Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": format!("arn:aws:iam::{}:root", sdk::ACCOUNT)}}));
+        iam.update_assume_role_policy().role_name(&role_name).policy_document(trust.to_string()).send().await.unwrap();
+        let session = aws_sdk_ecr::Client::new(&sdk::as_role(&role_arn).await);
+        let attempt = |repo: &'static str| {
+            let (session, digest, manifest) = (session.clone(), digest.clone(), manifest.clone());
+            async move {
+                let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(&digest).build();
+                let code = |e: &dyn ProvideErrorMetadata| e.code().unwrap_or_default().to_string();
+                match call {
+                    "DescribeImages" => session
+                        .describe_images()
+                        .repository_name(repo)
+                        .image_ids(id)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| code(&e)),
+                    "BatchGetImage" => session
+                        .batch_get_image()
+                        .repository_name(repo)
+                        .image_ids(id)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| code(&e)),
+                    _ => session
+                        .put_image()
+                        .repository_name(repo)
+                        .image_manifest(manifest)
+                        .image_tag(unique("deployed"))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| code(&e)),
+                }
+            }
+        };
+        let denied = attempt(outside).await;
+        // In the allowed repository the call is authorized (the image is not there: ECR's own answer).
+        let allowed = attempt(REPO).await;
+        iam.update_assume_role_policy().role_name(&role_name).policy_document(&original).send().await.unwrap();
+        // THEN outside the allowed repositories IAM refuses it; inside, IAM lets it through to ECR
+        assert_eq!(
+            denied.as_ref().err().map(String::as_str),
+            Some("AccessDeniedException"),
+            "{step} {call} on {outside}"
+        );
+        assert!(
+            !allowed.as_ref().err().is_some_and(|c| c.starts_with("AccessDenied")),
+            "{step} {call} on {REPO}: {allowed:?}"
+        );
+    }
+}
+
+/// IAM gives policy documents URL-encoded: the JSON itself.
+fn percent_decoded(s: &str) -> String {
+    if serde_json::from_str::<Value>(s).is_ok() {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("a UTF-8 policy document")
+}
+
+#[tokio::test]
+async fn a_secret_set_out_of_band_reaches_no_output_record_log_or_notification() {
+    let env = env().await;
+    let (sqs, queue) = stack::notifications_queue().await;
+    let t = env.target().await;
+    let f = t.function.to_string();
+    let started_ms = deployer_core::steps::now_ms() as i64;
+    let (_, exec) = env.push(&t, "v1", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+
+    // GIVEN someone set a password on the function by hand, outside the spec
+    let secret = format!("hunter2-{}", unique("s3cr3t"));
+    let planted = aws_sdk_lambda::types::Environment::builder()
+        .variables("MODE", "safety")
+        .variables("DB_PASSWORD", &secret)
+        .build();
+    env.lambda.update_function_configuration().function_name(&f).environment(planted).send().await.unwrap();
+    wait::function_settled(&env.lambda, &f).await;
+
+    // WHEN the next image is deployed (which repairs the drift), and an operator looks at it every way
+    let (digest2, exec) = env.push(&t, "v2", &[]).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.environment_of(&t, "$LATEST").await, json!({"MODE": "safety"}), "the drift was repaired");
+    let name = push_execution(&f, &digest2);
+    let r = env.record_of(&t, &name).await;
+    let drift: Vec<(&str, &str, &str)> =
+        r.drift.iter().map(|d| (d.field.as_str(), d.expected.as_str(), d.actual.as_str())).collect();
+    // THEN the drift names the key, never the value
+    assert_eq!(drift, [("environment.DB_PASSWORD", "(unset)", "(set)")], "{r:?}");
+
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    // ... the execution's output and every event of its history (each state's input and output)
+    outputs.push(("execution output".into(), exec.output.to_string()));
+    let arn = env.stack.execution_arn(&name);
+    let history = env.sfn.get_execution_history().execution_arn(&arn).max_results(1000).send().await.unwrap();
+    for e in history.events() {
+        outputs.push((format!("history event {} {:?}", e.id(), e.r#type()), format!("{e:?}")));
+    }
+    // ... every item of the stack's tables
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk::config().await);
+    for table in [format!("{STACK}-deployments"), env.stack.targets_table.clone()] {
+        let items = dynamodb.scan().table_name(&table).send().await.unwrap();
+        outputs.push((format!("table {table}"), format!("{:?}", items.items())));
+    }
+    // ... every log line the stack's steps wrote since the test began
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk::config().await);
+    let groups = logs.describe_log_groups().log_group_name_prefix(format!("/{STACK}/")).send().await.unwrap();
+    assert!(groups.log_groups().len() >= 10, "the steps' log groups: {groups:?}");
+    for g in groups.log_groups() {
+        let group = g.log_group_name().unwrap_or_default();
+        let mut token = None;
+        loop {
+            let page = logs
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(started_ms)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .unwrap();
+            let lines: Vec<&str> = page.events().iter().filter_map(|e| e.message()).collect();
+            outputs.push((format!("log group {group}"), lines.join("\n")));
+            match page.next_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+    }
+    // ... the notifications, and what deployctl prints
+    outputs.push(("notifications".into(), stack::notifications(&sqs, &queue, &f).await.join("\n")));
+    for args in [vec!["history", f.as_str()], vec!["status", f.as_str()], vec!["target", "show", f.as_str()]] {
+        let (ok, out) = stack::run_deployctl(&args).await;
+        assert!(ok, "deployctl {args:?}: {out}");
+        outputs.push((format!("deployctl {}", args.join(" ")), out));
+    }
+    // THEN the secret is in none of them (and the search would have found it: the step logs name the drift)
+    for (what, text) in &outputs {
+        assert!(!text.contains(&secret), "the secret is in the {what}: {text}");
+    }
+    assert!(
+        outputs.iter().any(|(what, text)| what.starts_with("log group") && text.contains("environment.DB_PASSWORD")),
+        "no step logged the drift: the search did not look where it should"
+    );
 }

@@ -390,6 +390,19 @@ fn execution_arn(state_machine: &str, name: &str) -> String {
     format!("{}:{name}", state_machine.replacen(":stateMachine:", ":execution:", 1))
 }
 
+/// A cause as a person reads it: a step's error comes as Lambda's JSON (`{"errorType", "errorMessage"}`, with
+/// the message's quotes escaped); its message alone. Anything else as it is.
+fn readable(detail: &str) -> String {
+    let (head, json) = match detail.find('{') {
+        Some(i) => detail.split_at(i),
+        None => return detail.to_string(),
+    };
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(v) if v["errorMessage"].is_string() => format!("{head}{}", v["errorMessage"].as_str().unwrap_or_default()),
+        _ => detail.to_string(),
+    }
+}
+
 /// Print each state as the execution enters it, then how it ended.
 async fn watch(reader: &ExecutionReader, arn: &str, expect: Expect, timeout: u64) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -410,14 +423,14 @@ async fn watch(reader: &ExecutionReader, arn: &str, expect: Expect, timeout: u64
             let at = (step.at_ms - t0) as f64 / 1000.0;
             match (&step.state, &step.detail) {
                 (Some(state), _) if step.kind.ends_with("StateEntered") => println!("  {at:>6.1}s  {state}"),
-                (_, Some(detail)) => println!("  {at:>6.1}s    ! {}: {detail}", step.kind),
+                (_, Some(detail)) => println!("  {at:>6.1}s    ! {}: {}", step.kind, readable(detail)),
                 _ => {}
             }
         }
         if view.status != "RUNNING" {
             let detail = match view.status.as_str() {
                 "SUCCEEDED" => view.output.unwrap_or_default(),
-                _ => format!("{}: {}", view.error.unwrap_or_default(), view.cause.unwrap_or_default()),
+                _ => format!("{}: {}", view.error.unwrap_or_default(), readable(&view.cause.unwrap_or_default())),
             };
             println!("{}: {detail}", view.status);
             let ok = match expect {
