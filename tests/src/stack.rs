@@ -136,6 +136,15 @@ pub async fn run_deployctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
     deployctl_in(&std::env::temp_dir(), args.iter().map(|a| a.as_ref().to_string()).collect()).await
 }
 
+/// Run `deployctl <args>` in `dir`, naming no stack of its own; (exit ok, stdout + stderr).
+pub async fn deployctl_with(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(deployctl());
+    cmd.args(args).env("AWS_ENDPOINT_URL", crate::sdk::endpoint()).current_dir(dir);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
 /// Run `deployctl --stack <the test stack> <args>` in `dir`; (exit ok, stdout + stderr).
 pub async fn deployctl_in(dir: &std::path::Path, args: Vec<String>) -> (bool, String) {
     let mut cmd = Command::new(deployctl());

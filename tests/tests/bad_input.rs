@@ -17,6 +17,7 @@
 //!
 //! Strings in `input` and `message` may hold placeholders: `${FUNCTION}` (the target's function),
 //! `${REPOSITORY}` (its repository), `${DIGEST}` (the image deployed to it, really in the repository),
+//! `${TAG}` (its one tag in ECR), `${OTHER_TAG}` (a tag the target allows that the image does not carry),
 //! `${ACCOUNT}`, `${REGION}` (local AWS's), and `${PAD:N}` (N times "x", for oversized inputs).
 //!
 //! One target is registered and its first image deployed (version 1 behind the alias). After each case the
@@ -89,6 +90,9 @@ struct Vars {
     function: String,
     repository: String,
     digest: String,
+    /// The image's one tag in ECR, and an allowed tag it does not carry.
+    tag: String,
+    other_tag: String,
 }
 
 impl Vars {
@@ -104,6 +108,8 @@ impl Vars {
                 "FUNCTION" => out.push_str(&self.function),
                 "REPOSITORY" => out.push_str(&self.repository),
                 "DIGEST" => out.push_str(&self.digest),
+                "TAG" => out.push_str(&self.tag),
+                "OTHER_TAG" => out.push_str(&self.other_tag),
                 "ACCOUNT" => out.push_str(sdk::ACCOUNT),
                 "REGION" => out.push_str(sdk::REGION),
                 _ => match name.strip_prefix("PAD:").and_then(|n| n.parse::<usize>().ok()) {
@@ -294,6 +300,18 @@ impl Env {
             problems.push(format!("message does not contain {:?}", clip(&want, 200)));
         }
         problems.extend(before.differences(&self.snapshot().await));
+        // Only targets' executions are recorded: a request naming another function leaves no record of it.
+        for name in ["target", "function"].iter().filter_map(|k| input.get(k).and_then(Value::as_str)) {
+            let Ok(other) = deployer_core::ids::FunctionName::parse(name) else { continue };
+            if other == self.target.function {
+                continue;
+            }
+            let records = self.ledger.history(&other, 5).await.expect("the ledger answers");
+            if !records.is_empty() {
+                let execs: Vec<&str> = records.iter().map(|r| r.execution.as_str()).collect();
+                problems.push(format!("{name}, which is no target, has records: {execs:?}"));
+            }
+        }
         let label = match (&error, case.kind) {
             (Some(name), _) => name.as_str(),
             (None, Kind::Event) => "ignored",
@@ -351,7 +369,13 @@ async fn setup() -> (Env, Vars) {
     let exec = stack::finished(&sfn, &stack.execution_arn(&name), TIMEOUT).await;
     assert_eq!(exec.status, "SUCCEEDED", "the first deployment: {exec:?}");
     assert_eq!(exec.output["version"], "1", "{exec:?}");
-    let vars = Vars { function: target.function.to_string(), repository: REPOSITORY.to_string(), digest };
+    // The same pattern, another tag: the last hex digit moved on by one.
+    let other_tag = {
+        let last = u8::from_str_radix(&tag[tag.len() - 1..], 16).expect("a hex tag");
+        format!("{}{:x}", &tag[..tag.len() - 1], (last + 1) % 16)
+    };
+    let vars =
+        Vars { function: target.function.to_string(), repository: REPOSITORY.to_string(), digest, tag, other_tag };
     // The stack's deployments table (template.yaml: `${AWS::StackName}-deployments`).
     let ledger = DynamoLedger::from_sdk(&cfg, &format!("{STACK}-deployments"));
     (Env { lambda: aws_sdk_lambda::Client::new(&cfg), sfn, ledger, stack, target }, vars)

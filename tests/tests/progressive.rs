@@ -98,6 +98,112 @@ async fn the_readmes_target_commands_manage_a_target_as_written() {
     }
 }
 
+#[tokio::test]
+async fn validate_and_apply_refuse_alike_what_the_stack_its_storage_or_aws_would_refuse() {
+    let env = env().await;
+    let function = unique("e2e-pd-policy");
+    let dir = std::env::temp_dir().join(unique("spec-checks"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = json!({"function": function, "repository": REPO, "tagPattern": "^v[0-9]+$",
+                      "configuration": {"role": env.role, "memoryMb": 256, "timeoutSeconds": 5},
+                      "smokeTest": {"cases": [{"name": "echo", "payload": {"echo": "x"}, "expect": {"echo": "x"}}]}});
+    let with = |pointer: &str, value: Value| {
+        let mut doc = spec.clone();
+        *doc.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+        doc
+    };
+    let strategy = |s: Value| {
+        let mut doc = spec.clone();
+        doc["strategy"] = s;
+        doc.to_string()
+    };
+    let outside = format!("payments-{}", unique("api"));
+    let cases: Vec<(&str, String, String)> = vec![
+        ("text after the document", format!("{spec}\n{{\"function\": \"e2e-other\"}}"), "trailing characters at line 2".into()),
+        ("a key given twice", spec.to_string().replacen('{', "{\"function\": \"e2e-other\", ", 1), "duplicate field `function`".into()),
+        (
+            "a wrong field inside the strategy",
+            strategy(json!({"type": "canary", "percent": "ten", "bakeSeconds": 60})),
+            "strategy.percent: invalid type: string \"ten\"".into(),
+        ),
+        (
+            "a field the strategy's type does not have",
+            strategy(json!({"type": "all-at-once", "bakeSeconds": 600})),
+            "strategy.bakeSeconds: unknown field `bakeSeconds`".into(),
+        ),
+        (
+            "a function outside TargetFunctionPrefix",
+            with("/function", json!(outside)).to_string(),
+            format!("function: \"{outside}\" does not start with the stack's TargetFunctionPrefix \"e2e-\""),
+        ),
+        (
+            "a role outside TargetRolePrefix",
+            with("/configuration/role", json!(format!("arn:aws:iam::{}:role/admin", sdk::ACCOUNT))).to_string(),
+            "configuration.role: ".to_string() + "\"arn:aws:iam::123456789012:role/admin\": role \"admin\" does not start with the stack's TargetRolePrefix \"e2e-\"",
+        ),
+        (
+            "a role of another account",
+            with("/configuration/role", json!("arn:aws:iam::999999999999:role/e2e-service-role")).to_string(),
+            "is a role of account 999999999999; the deployer passes only roles of its own account 123456789012".into(),
+        ),
+        (
+            "a repository not among AllowedRepositories",
+            with("/repository", json!("e2e-outside-policy")).to_string(),
+            "repository: \"e2e-outside-policy\" is not among the stack's AllowedRepositories (e2e-deploy, ".into(),
+        ),
+        (
+            "an alarm outside GateAlarmPrefix",
+            { let mut d = spec.clone(); d["gates"] = json!({"alarms": ["billing-high"]}); d.to_string() },
+            "gates.alarms[0]: \"billing-high\" does not start with the stack's GateAlarmPrefix \"e2e-\"".into(),
+        ),
+        (
+            "a spec too large to carry through the state machine",
+            with("/smokeTest/cases/0/payload", json!({"rows": "x".repeat(70_000)})).to_string(),
+            "(spec): is 70".into(),
+        ),
+    ];
+    let stored =
+        || async { env.store.get(&deployer_core::ids::FunctionName::parse(&function).unwrap()).await.unwrap() };
+    for (what, text, says) in &cases {
+        std::fs::write(dir.join("spec.json"), text).unwrap();
+        for verb in ["validate", "apply"] {
+            let (ok, out) = run_deployctl_in(&dir, vec!["target".into(), verb.into(), "spec.json".into()]).await;
+            assert!(!ok && out.contains(says.as_str()), "{what}: {verb}: {out}");
+        }
+        assert!(stored().await.is_none(), "{what}: a refused spec was stored");
+    }
+    // --offline checks the spec alone; a stack that is not there is named, with what to do
+    std::fs::write(dir.join("spec.json"), with("/function", json!(outside)).to_string()).unwrap();
+    let (ok, out) =
+        run_deployctl_in(&dir, vec!["target".into(), "validate".into(), "--offline".into(), "spec.json".into()]).await;
+    assert!(ok && out.contains("not checked (--offline)"), "{out}");
+    let (ok, out) = stack::deployctl_with(&dir, &["--stack", "no-such-stack", "target", "validate", "spec.json"]).await;
+    assert!(!ok && out.contains("no deployer stack no-such-stack in this account and region"), "{out}");
+
+    // GIVEN the largest spec the deployer carries (exactly MAX_SPEC_BYTES as JSON), THEN validate and apply
+    // both take it, and it reads back as it was stored (DynamoDB's 400 KB item limit is far above it)
+    let size = |doc: &Value| serde_json::to_vec(&spec::parse(&doc.to_string()).unwrap()).unwrap().len();
+    let base = with("/smokeTest/cases/0/payload", json!({"rows": ""}));
+    let fill = spec::MAX_SPEC_BYTES - size(&base);
+    let largest = with("/smokeTest/cases/0/payload", json!({"rows": "x".repeat(fill)}));
+    assert_eq!(size(&largest), spec::MAX_SPEC_BYTES);
+    std::fs::write(dir.join("spec.json"), largest.to_string()).unwrap();
+    for verb in ["validate", "apply"] {
+        let (ok, out) = run_deployctl_in(&dir, vec!["target".into(), verb.into(), "spec.json".into()]).await;
+        assert!(ok, "{verb} of the largest spec: {out}");
+    }
+    let back = stored().await.expect("the largest spec was stored");
+    assert_eq!(back, spec::parse(&largest.to_string()).unwrap());
+    // ... and one byte more is refused by both
+    let over = with("/smokeTest/cases/0/payload", json!({"rows": "x".repeat(fill + 1)}));
+    std::fs::write(dir.join("spec.json"), over.to_string()).unwrap();
+    for verb in ["validate", "apply"] {
+        let (ok, out) = run_deployctl_in(&dir, vec!["target".into(), verb.into(), "spec.json".into()]).await;
+        assert!(!ok && out.contains(&format!("(spec): is {} bytes", spec::MAX_SPEC_BYTES + 1)), "{verb}: {out}");
+    }
+    env.store.delete(&back.function).await.unwrap();
+}
+
 /// Gates sized for tests: a step is judged on at least 8 candidate invocations, checked every second; p99
 /// differences under 500 ms are noise here (two cores run the functions, the steps and the tests). Their
 /// metricLagSeconds is local AWS's ingest lag (set in `target`).
