@@ -29,6 +29,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-readme",
     "e2e-long-run",
     "e2e-fault-trigger",
+    "e2e-fault-matrix",
 ];
 
 #[derive(Debug, Clone)]

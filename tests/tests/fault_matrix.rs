@@ -364,13 +364,19 @@ struct Images {
     trigger_v1: String,
     trigger_v2: String,
     base_tag: String,
+    /// v1's and v2's tags in REPO, which every cell's target allows.
+    v1_tag: String,
+    v2_tag: String,
 }
 
 fn spec_for(env: &Env, function: &str, repository: &str, drift: bool) -> spec::TargetSpec {
     spec::parse(
         &json!({
             "function": function, "repository": repository,
-            "tagPattern": format!("^({}|{function}-v2|matrix)$", env.images.base_tag),
+            "tagPattern": format!(
+                "^({}|{function}-v2|{function}-own|{}|{})$",
+                env.images.base_tag, env.images.v1_tag, env.images.v2_tag
+            ),
             "configuration": {"role": env.role, "timeoutSeconds": 5, "memoryMb": if drift { 192 } else { 128 },
                               "environment": {"RELEASE": if drift { "2" } else { "1" }}},
             "smokeTest": {"cases": [{"name": "echo", "payload": {"echo": "ok"}, "expect": {"echo": "ok"}}]},
@@ -381,8 +387,9 @@ fn spec_for(env: &Env, function: &str, repository: &str, drift: bool) -> spec::T
     .unwrap()
 }
 
-async fn deploy(env: &Env, function: &str, repository: &str, digest: &str, tag: &str, name: &str) -> stack::Execution {
-    let input = json!({"action": "deploy", "target": function, "repository": repository, "imageDigest": digest, "imageTag": tag});
+/// Deploy `digest` by hand, naming no tag: Prepare goes by the tag the image carries in ECR.
+async fn deploy(env: &Env, function: &str, repository: &str, digest: &str, name: &str) -> stack::Execution {
+    let input = json!({"action": "deploy", "target": function, "repository": repository, "imageDigest": digest});
     let out = env
         .sfn
         .start_execution()
@@ -434,33 +441,40 @@ fn aimed(env: &Env, cell: &Cell, function: &str, v2: &str) -> Result<Vec<Value>,
 async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
     let started_ms = deployer_core::steps::now_ms() as i64;
     let function = unique("e2e-fm");
-    let (repository, v1, base_tag) = if cell.pushed {
-        (TRIGGER_REPO, env.images.trigger_v1.as_str(), env.images.base_tag.as_str())
-    } else {
-        (REPO, env.images.v1.as_str(), "matrix")
+    let (repository, v1) =
+        if cell.pushed { (TRIGGER_REPO, env.images.trigger_v1.as_str()) } else { (REPO, env.images.v1.as_str()) };
+    // An image of the cell's own is pushed (tagged `<function>-own`, which only this cell's target allows)
+    // before its target exists, and the trigger has seen that push: it is deployed by hand, never by the push.
+    let own_tag = format!("{function}-own");
+    let own = match &cell.v2_args {
+        Some(args) => Some(args.clone()),
+        None if cell.faults.iter().any(|f| f["digest"] == true) => Some(vec![]),
+        None => None,
+    };
+    let own = match own {
+        Some(mut args) => {
+            let (variant, tag) = (function.clone(), own_tag.clone());
+            let pushed = deployer_core::steps::now_ms() as i64;
+            let digest = tokio::task::spawn_blocking(move || {
+                args.push(("VARIANT", Box::leak(variant.into_boxed_str())));
+                fixture::push_image_with(REPO, &tag, &args)
+            })
+            .await
+            .unwrap();
+            trigger_saw(env, &[&digest, &own_tag], pushed).await?;
+            Some(digest)
+        }
+        None => None,
     };
     env.store.put(&spec_for(env, &function, repository, false)).await.map_err(|e| e.to_string())?;
     if !cell.first {
-        let first = deploy(env, &function, repository, v1, base_tag, &unique("fm-v1")).await;
+        let first = deploy(env, &function, repository, v1, &unique("fm-v1")).await;
         if first.status != "SUCCEEDED" {
             return Err(format!("baseline v1 did not deploy: {first:?}"));
         }
     }
-    let v2 = match &cell.v2_args {
-        Some(args) => {
-            let mut args = args.clone();
-            let variant = function.clone();
-            tokio::task::spawn_blocking(move || {
-                args.push(("VARIANT", Box::leak(variant.into_boxed_str())));
-                fixture::push_image_with(REPO, &unique("v2"), &args)
-            })
-            .await
-            .unwrap()
-        }
-        None if cell.faults.iter().any(|f| f["digest"] == true) => {
-            let variant = function.clone();
-            tokio::task::spawn_blocking(move || fixture::push_image(REPO, &unique("v2"), &variant)).await.unwrap()
-        }
+    let v2 = match own {
+        Some(digest) => digest,
         None if cell.pushed => env.images.trigger_v2.clone(),
         None if cell.first => v1.to_string(),
         None => env.images.v2.clone(),
@@ -485,7 +499,7 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
             None
         }
         _ if cell.pushed => Some(started_by_push(env, &execution).await?),
-        _ => Some(deploy(env, &function, repository, &v2, "matrix", &execution).await),
+        _ => Some(deploy(env, &function, repository, &v2, &execution).await),
     };
     let mut fired = 0;
     for id in &armed {
@@ -700,6 +714,24 @@ async fn settle(armed: &[u64]) {
     }
 }
 
+/// Wait until the trigger's log (since `since_ms`) names one of `needles` (a pushed image's digest or
+/// tag): the trigger has handled that push.
+async fn trigger_saw(env: &Env, needles: &[&str], since_ms: i64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out =
+            env.logs.filter_log_events().log_group_name(format!("/{STACK}/trigger")).start_time(since_ms).send().await;
+        let out = out.map_err(|e| format!("reading the trigger's log: {e:?}"))?;
+        if out.events().iter().filter_map(|e| e.message()).any(|m| needles.iter().any(|n| m.contains(n))) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the trigger's log never named {needles:?} within 120 s of the push"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The trigger's log since `since_ms` names `error`: the failure is there to be read.
 async fn trigger_logged(env: &Env, error: &str, since_ms: i64) -> Result<(), String> {
     let cfg = env.lambda.get_function_configuration().function_name(format!("{STACK}-trigger")).send().await;
@@ -817,22 +849,27 @@ async fn every_fault_on_every_call_leaves_production_no_worse() {
     for repo in [REPO, TRIGGER_REPO] {
         let _ = ecr.create_repository().repository_name(repo).send().await;
     }
-    // No rule listens to REPO, so it is not among the stack's AllowedRepositories: its policy lets Lambda
-    // pull, as a service repository's does.
-    sdk::let_lambda_pull(&ecr, REPO).await;
+    // REPO is among the stack's AllowedRepositories (the deployer deploys only from those), so its pushes reach
+    // the trigger: v1 and v2 are pushed before any cell's target exists, and the trigger has seen both before
+    // the cells start, so no push deploys them.
     let base_tag = unique("base");
+    let (v1_tag, v2_tag) = (unique("matrix-v1"), unique("matrix-v2"));
+    let since = deployer_core::steps::now_ms() as i64;
+    let tags = (v1_tag.clone(), v2_tag.clone());
     let images = tokio::task::spawn_blocking(move || {
-        let v1 = fixture::push_image(REPO, &unique("v1"), "one");
+        let v1 = fixture::push_image(REPO, &tags.0, "one");
         let trigger_v1 = fixture::push_image(TRIGGER_REPO, &base_tag, "trigger-one");
         // ECR's push times are whole seconds, and an image pushed in the same second as the live one is never
         // deployed over it: each v2 is pushed in a later second than the v1s.
         std::thread::sleep(Duration::from_millis(1100));
         Images {
             v1,
-            v2: fixture::push_image(REPO, &unique("v2"), "two"),
+            v2: fixture::push_image(REPO, &tags.1, "two"),
             trigger_v1,
             trigger_v2: fixture::push_image(TRIGGER_REPO, &unique("untargeted"), "trigger-two"),
             base_tag,
+            v1_tag: tags.0,
+            v2_tag: tags.1,
         }
     })
     .await
@@ -850,6 +887,9 @@ async fn every_fault_on_every_call_leaves_production_no_worse() {
         role: sdk::role(&iam, "e2e-matrix-role").await,
         images,
     };
+    for (image, tag) in [(&env.images.v1, &env.images.v1_tag), (&env.images.v2, &env.images.v2_tag)] {
+        trigger_saw(&env, &[image, tag], since).await.expect("the trigger saw the push");
+    }
     let before = usage().await;
 
     let (cells, trigger_cells) = (cells(), trigger_cells());

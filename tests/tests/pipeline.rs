@@ -266,18 +266,20 @@ async fn a_permission_missing_from_a_step_role_fails_the_deployment_naming_it() 
     assert_eq!(env.invoke_alias(&t).await["variant"], "one");
     assert_eq!(env.versions(&t).await, ["$LATEST", "1"], "nothing was published");
 
-    // GIVEN a spec that sends the function's logs, with a retention, to a group outside
+    // GIVEN a spec (stored around deployctl) that sends the function's logs to a group outside
     // `/aws/lambda/<TargetFunctionPrefix>*`, the only log groups the UpdateCode role may create
     let mut outside = t.clone();
     let group = format!("/teams/ml/{}", t.function);
     outside.configuration.logging.log_group = Some(group.clone());
     outside.configuration.logging.retention_days = Some(7);
     env.store.put(&outside).await.unwrap();
-    // WHEN v3 is pushed, THEN CloudWatch Logs refuses the group, the cause names it, and nothing moved
+    // WHEN v3 is pushed, THEN Prepare refuses it before CloudWatch Logs would, naming the group and the
+    // prefix, and nothing moved
     let (_, exec) = env.push(&t, "sha-0000003", &[("VARIANT", "three")]).await;
     env.store.put(&t).await.unwrap();
-    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "AwsRefused"), "{exec:?}");
-    assert!(exec.cause.contains("logs:CreateLogGroup") && exec.cause.contains(&group), "{}", exec.cause);
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "InvalidInput"), "{exec:?}");
+    let says = format!("configuration.logging.logGroup: \"{group}\" does not start with \"/aws/lambda/e2e-\"");
+    assert!(exec.message().contains(&says), "{}", exec.message());
     assert_eq!(env.alias_version(&t).await.as_deref(), Some("1"));
     assert_eq!(env.invoke_alias(&t).await["variant"], "one");
 }
