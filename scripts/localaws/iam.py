@@ -687,3 +687,21 @@ def install_state_machine_credentials() -> None:
         name = getattr(module, "__name__", "") or ""
         if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original:
             module.boto_client_for = boto_client_for
+
+
+def install_policy_version_default() -> None:
+    """IAM: "If you do not include a Version element, the value defaults to 2008-10-17" (IAM User Guide, "IAM
+    JSON policy elements: Version"). moto refuses such a document in PutRolePolicy ("must be version 2012-10-17
+    or greater") though it stores one on create: a stack update of a role with SAM's policy templates (which
+    carry no Version) would fail on local AWS and not on AWS. A document without Version is accepted, as AWS
+    does; a Version that is there is still checked by moto."""
+    from moto.iam import policy_validation
+
+    original = policy_validation.BaseIAMPolicyValidator._validate_version
+
+    def validate_version(self) -> None:
+        if "Version" not in self._policy_json:
+            return
+        original(self)
+
+    policy_validation.BaseIAMPolicyValidator._validate_version = validate_version

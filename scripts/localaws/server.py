@@ -368,6 +368,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float, metric_l
     events.install(lambda_service, endpoint)
     events.install_execution_status_events()
     iam.install_state_machine_credentials()
+    iam.install_policy_version_default()
     stepfunctions.install()
     clock.install_step_functions()
     codebuild.install(endpoint)

@@ -208,3 +208,31 @@ pub async fn notifications(sqs: &aws_sdk_sqs::Client, url: &str, function: &str)
         );
     }
 }
+
+/// The stack's trigger Lambda invoked with `event`, as EventBridge (or anyone allowed to invoke it) would:
+/// (FunctionError, the answer).
+pub async fn invoke_trigger(
+    lambda: &aws_sdk_lambda::Client,
+    event: &serde_json::Value,
+) -> (Option<String>, serde_json::Value) {
+    let out = lambda
+        .invoke()
+        .function_name(format!("{STACK}-trigger"))
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("the trigger can be invoked");
+    let body = serde_json::from_slice(out.payload().map(|p| p.as_ref()).unwrap_or_default())
+        .unwrap_or_else(|e| serde_json::json!({"unreadable answer": e.to_string()}));
+    (out.function_error().map(str::to_string), body)
+}
+
+/// ECR's push event for `repo:tag` = `digest`, with every field EventBridge sets (in local AWS's account and
+/// region), as anyone may write one.
+pub fn ecr_push_event(repo: &str, digest: &str, tag: &str) -> serde_json::Value {
+    serde_json::json!({"version": "0", "id": crate::unique("event"), "detail-type": "ECR Image Action",
+           "source": "aws.ecr", "account": crate::sdk::ACCOUNT, "time": "2026-11-27T00:00:00Z",
+           "region": crate::sdk::REGION, "resources": [],
+           "detail": {"result": "SUCCESS", "repository-name": repo, "image-digest": digest,
+                      "action-type": "PUSH", "image-tag": tag}})
+}

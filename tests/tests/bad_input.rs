@@ -32,7 +32,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_lambda::primitives::Blob;
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
@@ -220,17 +219,8 @@ impl Env {
 
     /// (error name or None, message or ignored reason, problems beyond the expectation)
     async fn send_event(&self, event: &Value) -> (Option<String>, String, Vec<String>) {
-        let out = self
-            .lambda
-            .invoke()
-            .function_name(format!("{STACK}-trigger"))
-            .payload(Blob::new(event.to_string()))
-            .send()
-            .await
-            .expect("the trigger can be invoked");
-        let body: Value = serde_json::from_slice(out.payload().map(|p| p.as_ref()).unwrap_or_default())
-            .unwrap_or_else(|e| json!({"unreadable answer": e.to_string()}));
-        if out.function_error().is_some() {
+        let (function_error, body) = stack::invoke_trigger(&self.lambda, event).await;
+        if function_error.is_some() {
             let name = body["errorType"].as_str().unwrap_or("(no errorType)").to_string();
             return (Some(name), body["errorMessage"].as_str().unwrap_or_default().to_string(), vec![]);
         }

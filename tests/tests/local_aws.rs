@@ -1260,6 +1260,26 @@ async fn stack_op(verb: &'static str, stack: &str, body: String) {
 }
 
 #[tokio::test]
+async fn a_policy_without_version_is_accepted_as_iam_defaults_it() {
+    let iam = aws_sdk_iam::Client::new(&sdk::config().await);
+    let name = unique("no-version");
+    sdk::role(&iam, &name).await;
+    let statement = json!([{"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": "*"}]);
+    let put = |doc: Value| {
+        let (iam, name) = (iam.clone(), name.clone());
+        async move { iam.put_role_policy().role_name(&name).policy_name("p").policy_document(doc.to_string()).send().await }
+    };
+    // A document with no Version (as SAM's policy templates write them) is taken, and kept as given
+    put(json!({"Statement": statement})).await.expect("IAM defaults a missing Version to 2008-10-17");
+    let got = iam.get_role_policy().role_name(&name).policy_name("p").send().await.unwrap();
+    assert!(got.policy_document().contains("GetFunction"), "{got:?}");
+    // ... and so is the current version; a Version IAM does not know is refused
+    put(json!({"Version": "2012-10-17", "Statement": statement})).await.expect("the current version");
+    let e = put(json!({"Version": "2011-01-01", "Statement": statement})).await.expect_err("an unknown Version");
+    assert_eq!(code(&e), "MalformedPolicyDocument", "{e:?}");
+}
+
+#[tokio::test]
 async fn a_stack_update_gives_a_role_the_templates_policies_and_takes_the_others_away() {
     let stack = unique("cfn-role");
     let template = |statements: Value, extra: Option<&str>| {

@@ -118,23 +118,12 @@ impl Env {
     }
 
     async fn trigger(&self, event: Value) -> (Option<String>, Value) {
-        let out = self
-            .lambda
-            .invoke()
-            .function_name(format!("{STACK}-trigger"))
-            .payload(Blob::new(event.to_string()))
-            .send()
-            .await
-            .unwrap();
-        (out.function_error().map(str::to_string), serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap())
+        stack::invoke_trigger(&self.lambda, &event).await
     }
 }
 
 fn ecr_event(repo: &str, digest: &str, tag: &str) -> Value {
-    json!({"version": "0", "id": unique("event"), "detail-type": "ECR Image Action", "source": "aws.ecr",
-           "account": sdk::ACCOUNT, "time": "2026-11-27T00:00:00Z", "region": sdk::REGION, "resources": [],
-           "detail": {"result": "SUCCESS", "repository-name": repo, "image-digest": digest,
-                      "action-type": "PUSH", "image-tag": tag}})
+    stack::ecr_push_event(repo, digest, tag)
 }
 
 #[tokio::test]

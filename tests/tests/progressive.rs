@@ -75,7 +75,7 @@ async fn the_readmes_target_commands_manage_a_target_as_written() {
     }
     assert!(stored().await.is_none(), "a refused spec was stored");
 
-    // GIVEN a good spec: validate (offline), apply, list, show, delete, as the README writes them
+    // GIVEN a good spec: validate, apply, list, show, delete, as the README writes them
     std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
     let (ok, out) = run_deployctl_in(&dir, command("validate")).await;
     assert!(ok && out.contains(&format!("valid target for {function}")), "{out}");

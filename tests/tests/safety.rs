@@ -179,6 +179,14 @@ impl Env {
         Target { spec, table: self.stack.targets_table.clone() }
     }
 
+    /// A fresh target whose v1 is live; with v1's digest.
+    async fn live_target(&self) -> (Target, String) {
+        let t = self.target().await;
+        let (digest, exec) = self.push(&t, "v1", &[]).await;
+        assert_eq!(exec.status, "SUCCEEDED", "v1 of {}: {exec:?}", t.function);
+        (t, digest)
+    }
+
     /// Push the fixture image `<function>-<label>` (its variant is the same name) and wait for the
     /// deployment the push starts.
     async fn push(&self, t: &TargetSpec, label: &str, args: &[(&str, &str)]) -> (String, Execution) {
@@ -786,36 +794,11 @@ async fn sleep_into_next_second() {
 // The deployer's own policy, whoever asks: the tag is ECR's, the stack's prefixes and repositories hold at
 // Prepare, no secret reaches any output, and only targets are recorded.
 
-/// The trigger Lambda's answer to `event`, invoked directly as EventBridge (or anyone allowed to invoke it)
-/// would: (FunctionError, payload).
-async fn invoke_trigger(env: &Env, event: &Value) -> (Option<String>, Value) {
-    let out = env
-        .lambda
-        .invoke()
-        .function_name(format!("{STACK}-trigger"))
-        .payload(Blob::new(event.to_string()))
-        .send()
-        .await
-        .expect("Invoke of the trigger");
-    let body = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).unwrap_or_default();
-    (out.function_error().map(str::to_string), body)
-}
-
-/// An ECR push event with every field EventBridge sets, naming whatever tag the sender likes.
-fn push_event(digest: &str, tag: &str) -> Value {
-    json!({"version": "0", "id": unique("hand-made"), "detail-type": "ECR Image Action", "source": "aws.ecr",
-           "account": sdk::ACCOUNT, "time": "2026-12-04T00:00:00Z", "region": sdk::REGION, "resources": [],
-           "detail": {"action-type": "PUSH", "result": "SUCCESS", "repository-name": REPO,
-                      "image-digest": digest, "image-tag": tag}})
-}
-
 #[tokio::test]
 async fn an_image_goes_live_only_by_a_tag_it_carries_in_ecr_whoever_names_another() {
     let env = env().await;
-    let t = env.target().await;
+    let (t, _) = env.live_target().await;
     let f = t.function.to_string();
-    let (_, exec) = env.push(&t, "v1", &[]).await;
-    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
     let (alias, versions) = (env.alias(&t).await, env.versions(&t).await);
 
     // GIVEN an image pushed only as `<function>-experimental`, which the target's pattern does not allow
@@ -831,7 +814,7 @@ async fn an_image_goes_live_only_by_a_tag_it_carries_in_ecr_whoever_names_anothe
     let not_carried = format!("does not carry the tag \"{invented}\"");
 
     // WHEN a hand-made push event names an allowed tag with that image's digest
-    let (error, report) = invoke_trigger(&env, &push_event(&digest, &invented)).await;
+    let (error, report) = stack::invoke_trigger(&env.lambda, &stack::ecr_push_event(REPO, &digest, &invented)).await;
     assert_eq!(error, None, "{report}");
     let exec = env.wait(&push_execution(&f, &digest)).await;
     // THEN the deployment it starts is refused: the image does not carry the tag in ECR
@@ -872,10 +855,8 @@ async fn an_image_goes_live_only_by_a_tag_it_carries_in_ecr_whoever_names_anothe
 #[tokio::test]
 async fn a_target_stored_around_deployctl_that_breaks_the_stacks_policy_is_refused_by_prepare() {
     let env = env().await;
-    let t = env.target().await;
+    let (t, digest) = env.live_target().await;
     let f = t.function.to_string();
-    let (digest, exec) = env.push(&t, "v1", &[]).await;
-    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
     let (alias, versions) = (env.alias(&t).await, env.versions(&t).await);
     let role_before = env.lambda.get_function_configuration().function_name(&f).send().await.unwrap();
     let admin = sdk::role(&aws_sdk_iam::Client::new(&sdk::config().await), "admin").await;
@@ -1059,11 +1040,9 @@ fn percent_decoded(s: &str) -> String {
 async fn a_secret_set_out_of_band_reaches_no_output_record_log_or_notification() {
     let env = env().await;
     let (sqs, queue) = stack::notifications_queue().await;
-    let t = env.target().await;
-    let f = t.function.to_string();
     let started_ms = deployer_core::steps::now_ms() as i64;
-    let (_, exec) = env.push(&t, "v1", &[]).await;
-    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let (t, _) = env.live_target().await;
+    let f = t.function.to_string();
 
     // GIVEN someone set a password on the function by hand, outside the spec
     let secret = format!("hunter2-{}", unique("s3cr3t"));
