@@ -37,7 +37,7 @@ pub async fn finish(
     // A request refused before Prepare read its target names a function only in its input: it is recorded
     // only if that function is a target, so requests for made-up names leave nothing in the table.
     let function = match function {
-        Some(name) if planned.is_none() && store.get(&name).await?.is_none() => {
+        Some(name) if planned.is_none() && !is_target(store, &name, &req.execution.name).await => {
             tracing::warn!(execution = %req.execution.name, function = %name, outcome = ?f.outcome,
                 "the input names no target: nothing to record");
             return Ok(Finished {
@@ -117,6 +117,20 @@ pub async fn finish(
         version = record.version_after.as_deref().unwrap_or(""), "execution recorded"
     );
     Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released, protected_by })
+}
+
+/// Whether `function` is a registered target. When the targets table cannot answer (the very outage that
+/// may have failed the execution), it cannot tell: the execution is recorded rather than lost, and the
+/// failed read is logged.
+async fn is_target(store: &impl TargetStore, function: &FunctionName, execution: &str) -> bool {
+    match store.get(function).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::warn!(%function, %execution, error = %e,
+                "cannot tell whether the function is a target (its table did not answer): recording the execution");
+            true
+        }
+    }
 }
 
 /// The image digest a deploy request asked for, if it is one.
@@ -213,7 +227,7 @@ pub async fn execution_ended(
         (ended.restored, live) = settle_alias(targets, lambda, &function, &name, &status).await?;
     }
     // Only a target's executions are recorded: one that never held the lock may name any function.
-    let known = holds_lock || targets.get(&function).await?.is_some();
+    let known = holds_lock || is_target(targets, &function, &name).await;
     if known && !ledger.history(&function, 50).await?.iter().any(|r| r.execution == name) {
         let error = field("error").filter(|e| !e.is_empty());
         let detail_cause = field("cause").filter(|c| !c.is_empty());

@@ -722,3 +722,42 @@ async fn a_request_for_a_function_that_is_no_target_leaves_no_record() {
     assert!(ledger.records("ml-made-up").is_empty());
     assert!(!ledger.calls().iter().any(|c| c.starts_with("Record")), "{:?}", ledger.calls());
 }
+
+/// A targets table that does not answer.
+struct UnansweringStore;
+
+impl deployer_core::ports::TargetStore for UnansweringStore {
+    async fn get(
+        &self,
+        _: &deployer_core::ids::FunctionName,
+    ) -> deployer_core::ports::Result<Option<deployer_core::spec::TargetSpec>> {
+        Err(DeployError::Throttled { service: "DynamoDB", message: "GetItem on the targets table".into() })
+    }
+    async fn list(&self) -> deployer_core::ports::Result<Vec<deployer_core::spec::TargetSpec>> {
+        Err(DeployError::Throttled { service: "DynamoDB", message: "Scan".into() })
+    }
+    async fn put(&self, _: &deployer_core::spec::TargetSpec) -> deployer_core::ports::Result<()> {
+        unreachable!("Finish never writes a target")
+    }
+    async fn delete(&self, _: &deployer_core::ids::FunctionName) -> deployer_core::ports::Result<()> {
+        unreachable!("Finish never deletes a target")
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_is_recorded_when_the_targets_table_cannot_say_whether_it_names_a_target() {
+    // GIVEN Prepare failed because the targets table was throttled, and it still is
+    let ledger = FakeLedger::new();
+    let refused = FinishInput {
+        error: Some(StepFailure { error: "Throttled".into(), cause: "throttled by DynamoDB".into() }),
+        ..ended(Outcome::Rejected)
+    };
+    let registry = FakeRegistry::default();
+    let req = FinishRequest { finish: refused, execution: execution(EXECUTION), input: deploy_input() };
+
+    // WHEN Finish runs, THEN the execution is recorded rather than lost (the read's failure is logged)
+    let out = finish(&ledger, &UnansweringStore, &registry, req, NOW_MS).await.unwrap();
+    assert!(out.recorded, "{out:?}");
+    let r = &ledger.records(FN)[0];
+    assert_eq!((r.outcome, r.error.as_deref()), (Outcome::Rejected, Some("Throttled")));
+}
