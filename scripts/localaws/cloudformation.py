@@ -15,6 +15,7 @@ import json
 import re
 
 from moto.awslambda.models import LambdaFunction, Permission
+from moto.events.models import Rule as EventsRule
 from moto.iam.models import Role, iam_backends
 from moto.stepfunctions.models import StateMachine
 from moto.utilities.utils import get_partition
@@ -208,6 +209,16 @@ def install(service: LambdaService) -> None:
             iam.attach_role_policy(arn, role.name)
         return role
 
+    def update_rule(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        """As CloudFormation updates an `AWS::Events::Rule`: a new EventPattern, ScheduleExpression, State,
+        Description or Targets changes the rule in place, under its name and ARN (only a new Name replaces it).
+        moto deletes it and creates one under a new name, and a Lambda permission that names the rule's ARN
+        then lets nothing through: the rule's events are no longer delivered."""
+        name = cloudformation_json.get("Properties", {}).get("Name") or original_resource.name
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+    EventsRule.update_from_cloudformation_json = classmethod(update_rule)
     Role.update_from_cloudformation_json = classmethod(update_role)
     LambdaFunction.create_from_cloudformation_json = classmethod(create_function)
     LambdaFunction.update_from_cloudformation_json = classmethod(update_function)

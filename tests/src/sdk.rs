@@ -101,3 +101,23 @@ pub async fn tag_image(ecr: &aws_sdk_ecr::Client, repo: &str, digest: &str, tag:
         .map_err(|e| format!("tagging {digest} {tag}: {e:?}"))?;
     Ok(())
 }
+
+/// A document IAM answers URL-encoded (GetRole's trust policy, GetRolePolicy's policy), as JSON text.
+pub fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}

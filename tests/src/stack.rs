@@ -30,6 +30,7 @@ pub const REPOSITORIES: &[&str] = &[
     "e2e-long-run",
     "e2e-fault-trigger",
     "e2e-fault-matrix",
+    "e2e-reconcile",
 ];
 
 #[derive(Debug, Clone)]
@@ -235,4 +236,22 @@ pub fn ecr_push_event(repo: &str, digest: &str, tag: &str) -> serde_json::Value 
            "region": crate::sdk::REGION, "resources": [],
            "detail": {"result": "SUCCESS", "repository-name": repo, "image-digest": digest,
                       "action-type": "PUSH", "image-tag": tag}})
+}
+
+/// Wait until the trigger's log (since `since_ms`) names one of `needles` (a pushed image's digest or
+/// tag): the trigger has handled that push.
+pub async fn trigger_saw(logs: &aws_sdk_cloudwatchlogs::Client, needles: &[&str], since_ms: i64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out =
+            logs.filter_log_events().log_group_name(format!("/{STACK}/trigger")).start_time(since_ms).send().await;
+        let out = out.map_err(|e| format!("reading the trigger's log: {e:?}"))?;
+        if out.events().iter().filter_map(|e| e.message()).any(|m| needles.iter().any(|n| m.contains(n))) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the trigger's log never named {needles:?} within 120 s of the push"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -714,22 +714,8 @@ async fn settle(armed: &[u64]) {
     }
 }
 
-/// Wait until the trigger's log (since `since_ms`) names one of `needles` (a pushed image's digest or
-/// tag): the trigger has handled that push.
 async fn trigger_saw(env: &Env, needles: &[&str], since_ms: i64) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let out =
-            env.logs.filter_log_events().log_group_name(format!("/{STACK}/trigger")).start_time(since_ms).send().await;
-        let out = out.map_err(|e| format!("reading the trigger's log: {e:?}"))?;
-        if out.events().iter().filter_map(|e| e.message()).any(|m| needles.iter().any(|n| m.contains(n))) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the trigger's log never named {needles:?} within 120 s of the push"));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    stack::trigger_saw(&env.logs, needles, since_ms).await
 }
 
 /// The trigger's log since `since_ms` names `error`: the failure is there to be read.

@@ -1326,27 +1326,39 @@ async fn a_stack_update_gives_a_role_the_templates_policies_and_takes_the_others
     assert_eq!(names, ["main"], "the policy the template dropped is gone");
     let doc = iam.get_role_policy().role_name(&role).policy_name("main").send().await.unwrap();
     // (GetRolePolicy answers the document URL-encoded, as IAM does)
-    let doc: Value = serde_json::from_str(&percent_decoded(doc.policy_document())).unwrap();
+    let doc: Value = serde_json::from_str(&sdk::percent_decoded(doc.policy_document())).unwrap();
     assert_eq!(doc["Statement"][0]["Resource"], "arn:aws:logs:*:*:log-group:/aws/lambda/x-*", "{doc}");
 }
 
-fn percent_decoded(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (b[i], b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("UTF-8")
+#[tokio::test]
+async fn a_stack_update_changes_a_rules_pattern_in_place() {
+    let stack = unique("cfn-rule");
+    let template = |source: &str| {
+        json!({"Resources": {"R": {"Type": "AWS::Events::Rule", "Properties": {
+            "EventPattern": {"source": [source]}, "State": "ENABLED"}}}})
+        .to_string()
+    };
+    let rule_name = |stack: String| async move {
+        tokio::task::spawn_blocking(move || {
+            let args = ["cloudformation", "describe-stack-resource", "--stack-name", &stack, "--logical-resource-id"];
+            let mut args: Vec<&str> = args.to_vec();
+            args.extend(["R", "--query", "StackResourceDetail.PhysicalResourceId", "--output", "text"]);
+            aws_cli(&args).trim().to_string()
+        })
+        .await
+        .unwrap()
+    };
+    // GIVEN a stack with a rule
+    stack_op("create", &stack, template("team.a")).await;
+    let before = rule_name(stack.clone()).await;
+    // WHEN an update changes its pattern
+    stack_op("update", &stack, template("team.b")).await;
+    // THEN it is the same rule (same name, so the same ARN a Lambda permission names), with the new pattern
+    assert_eq!(rule_name(stack.clone()).await, before);
+    let events = aws_sdk_eventbridge::Client::new(&sdk::config().await);
+    let rule = events.describe_rule().name(&before).send().await.expect("the rule is still there");
+    let pattern: Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+    assert_eq!(pattern["source"], json!(["team.b"]), "{pattern}");
 }
 
 /// The calls local AWS's usage log counts for `role`'s sessions and `operation`.

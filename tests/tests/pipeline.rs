@@ -15,6 +15,7 @@ struct Env {
     lambda: aws_sdk_lambda::Client,
     ecr: aws_sdk_ecr::Client,
     sfn: aws_sdk_sfn::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
     store: DynamoTargetStore,
     stack: &'static Stack,
     role: String,
@@ -26,6 +27,7 @@ async fn env() -> Env {
     let iam = aws_sdk_iam::Client::new(&cfg);
     Env {
         lambda: aws_sdk_lambda::Client::new(&cfg),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&cfg),
         ecr: aws_sdk_ecr::Client::new(&cfg),
         sfn: aws_sdk_sfn::Client::new(&cfg),
         store: DynamoTargetStore::from_sdk(&cfg, &stack.targets_table),
@@ -383,13 +385,16 @@ async fn pushes_no_target_allows_change_nothing_and_bad_input_is_refused() {
 #[tokio::test]
 async fn a_push_whose_event_was_lost_is_deployed_by_the_reconcile() {
     let env = env().await;
-    // GIVEN a target on a repository whose pushes reach no trigger (as if ECR's event were lost)
+    // GIVEN an image whose push the trigger saw before any target deployed its repository (for the target
+    // registered next, as good as a lost event)
+    let _ = env.ecr.create_repository().repository_name("e2e-reconcile").send().await;
+    let since = deployer_core::steps::now_ms() as i64;
+    let tag = format!("sha-{:07x}", since & 0x0fff_ffff);
+    let pushed = tag.clone();
+    let digest =
+        tokio::task::spawn_blocking(move || fixture::push_image("e2e-reconcile", &pushed, "found")).await.unwrap();
+    stack::trigger_saw(&env.logs, &[&digest, &tag], since).await.expect("the trigger handled the push");
     let t = env.target("e2e-reconcile").await;
-    // Not among the stack's AllowedRepositories (no rule listens to it): its policy lets Lambda pull.
-    sdk::let_lambda_pull(&env.ecr, t.repository.as_str()).await;
-    let repo = t.repository.to_string();
-    let digest = tokio::task::spawn_blocking(move || fixture::push_image(&repo, "sha-0000001", "found")).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let name = format!("deploy-{}-{}", t.function, &digest["sha256:".len().."sha256:".len() + 12]);
     assert!(env.sfn.describe_execution().execution_arn(env.stack.execution_arn(&name)).send().await.is_err());
 

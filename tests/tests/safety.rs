@@ -949,7 +949,7 @@ async fn the_step_roles_may_read_pull_and_tag_only_the_allowed_repositories() {
         let role_name = role_arn.rsplit('/').next().unwrap().to_string();
         let got = iam.get_role().role_name(&role_name).send().await.unwrap();
         let original = got.role().unwrap().assume_role_policy_document().unwrap_or_default().to_string();
-        let original = percent_decoded(&original);
+        let original = sdk::percent_decoded(&original);
         let mut trust: Value = serde_json::from_str(&original).unwrap();
         trust["Statement"].as_array_mut().unwrap().push(json!({"Effect": "Allow", "Action": "sts:AssumeRole",
             "Principal": {"AWS": format!("arn:aws:iam::{}:root", sdk::ACCOUNT)}}));
@@ -1004,36 +1004,6 @@ async fn the_step_roles_may_read_pull_and_tag_only_the_allowed_repositories() {
             "{step} {call} on {REPO}: {allowed:?}"
         );
     }
-}
-
-/// IAM gives policy documents URL-encoded: the JSON itself.
-fn percent_decoded(s: &str) -> String {
-    if serde_json::from_str::<Value>(s).is_ok() {
-        return s.to_string();
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
-        ) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("a UTF-8 policy document")
 }
 
 #[tokio::test]
