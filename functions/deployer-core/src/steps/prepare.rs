@@ -2,8 +2,7 @@ use crate::decisions::{code_matches, config_drift, started_by_trigger, supersede
 use crate::ids::Version;
 use crate::plan::{ExecutionInput, Plan, PrepareInput};
 use crate::policy::StackPolicy;
-use crate::ports::ImageInfo;
-use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LockOutcome, TargetStore};
+use crate::ports::{DeploymentLedger, FunctionApi, ImageInfo, ImageRegistry, LockOutcome, TargetStore};
 use crate::spec::{Strategy, TargetSpec};
 use crate::steps::input;
 use crate::DeployError;
