@@ -9,6 +9,7 @@ for the next; a timeout, a crash or an init error discards it, as Lambda does.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -99,20 +100,27 @@ class Sandbox:
                 os.chdir(workdir)
 
         started = time.monotonic()
-        try:
-            self.proc = subprocess.Popen(
-                art.argv,
-                env=env,
-                cwd=None if art.chroot else art.workdir,
-                preexec_fn=preexec,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-            )
-        except OSError as e:
-            self.stop()
-            raise InitFailed("Runtime.InvalidEntrypoint", f"Error: fork/exec {art.argv[0]}: {e.strerror or e}")
+        # ETXTBSY: a sandbox forked by another thread while this code was being unpacked holds the file's write
+        # descriptor until its own exec closes it; the exec succeeds a moment later. Any other error is final.
+        for attempt in range(40):
+            try:
+                self.proc = subprocess.Popen(
+                    art.argv,
+                    env=env,
+                    cwd=None if art.chroot else art.workdir,
+                    preexec_fn=preexec,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    close_fds=True,
+                )
+                break
+            except OSError as e:
+                if e.errno == errno.ETXTBSY and attempt < 39:
+                    time.sleep(0.05)
+                    continue
+                self.stop()
+                raise InitFailed("Runtime.InvalidEntrypoint", f"Error: fork/exec {art.argv[0]}: {e.strerror or e}")
         threading.Thread(target=self._pump_output, daemon=True).start()
         deadline = started + INIT_TIMEOUT_SECONDS
         while not self._ready.is_set():
