@@ -267,7 +267,7 @@ impl Env {
         let (f, probe, now) = (&self.target.function, "bad-input-probe", deployer_core::steps::now_ms() as i64);
         match self.ledger.acquire(f, probe, now, now + 10_000).await.expect("the ledger answers") {
             LockOutcome::Acquired => {
-                self.ledger.release(f, probe).await.expect("the probe releases the lock");
+                self.ledger.release(f, probe, None).await.expect("the probe releases the lock");
                 None
             }
             LockOutcome::Held { owner, .. } => Some(owner),
@@ -408,7 +408,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
                     failed += 1;
                 }
             }
-            let _ = env.ledger.release(&env.target.function, &owner).await;
+            let _ = env.ledger.release(&env.target.function, &owner, None).await;
         }
         for (case, Outcome { problems, said, .. }) in batch.iter().zip(outcomes) {
             let changed = problems.iter().any(|p| p.contains("changed") || p.contains("new deployment"));

@@ -585,7 +585,7 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
     loop {
         match env.ledger.acquire(&fname, "matrix-probe", deployer_core::steps::now_ms() as i64, 1).await {
             Ok(LockOutcome::Acquired) => {
-                let _ = env.ledger.release(&fname, "matrix-probe").await;
+                let _ = env.ledger.release(&fname, "matrix-probe", None).await;
                 break;
             }
             _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_secs(1)).await,

@@ -1817,3 +1817,225 @@ async fn duration_is_the_handlers_time_and_init_is_reported_apart() {
     }
     assert!(!warm.log.contains("Init Duration"), "{}", warm.log);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Step Functions' RedriveExecution (redrive.py)
+// ---------------------------------------------------------------------------------------------
+
+async fn history(aws: &Aws, arn: &str) -> Vec<aws_sdk_sfn::types::HistoryEvent> {
+    let out = aws.sfn.get_execution_history().execution_arn(arn).max_results(1000).send().await.unwrap();
+    out.events().to_vec()
+}
+
+fn not_redrivable<T: std::fmt::Debug>(
+    what: &str,
+    r: Result<T, aws_sdk_sfn::error::SdkError<aws_sdk_sfn::operation::redrive_execution::RedriveExecutionError>>,
+) -> String {
+    let e = r.expect_err(&format!("{what}: expected ExecutionNotRedrivable"));
+    let e = e.into_service_error();
+    assert!(e.is_execution_not_redrivable(), "{what}: {e:?}");
+    e.message().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn redrive_continues_a_failed_execution_from_its_failed_state_and_refuses_what_aws_refuses() {
+    use aws_sdk_sfn::types::{ExecutionRedriveStatus, ExecutionStatus, HistoryEventType};
+    let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk::config().await);
+    // GIVEN a function that fails on traffic (a bug), and a Pass that succeeds before the Task that calls it
+    let name = zip_function(&aws, "redrive", 10, &[("FIXTURE_TRAFFIC", "fail")]).await;
+    let sm = state_machine(
+        &aws,
+        json!({"StartAt": "Prepare", "States": {
+            "Prepare": {"Type": "Pass", "Next": "Call",
+                "Parameters": {"order.$": "$.order", "preparedAt.$": "$$.State.EnteredTime"}},
+            "Call": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": fn_arn(&name), "Payload": {"traffic": true, "echo": {
+                    "state.$": "$", "redriveCount.$": "$$.Execution.RedriveCount", "input.$": "$$.Execution.Input",
+                    "name.$": "$$.Execution.Name", "startTime.$": "$$.Execution.StartTime"}}},
+                "ResultSelector": {"echo.$": "$.Payload.echo"}, "End": true}}}),
+    )
+    .await;
+    let exec_name = unique("redriven");
+    let arn = format!("{}:{exec_name}", sm.replace(":stateMachine:", ":execution:"));
+    // ... and the execution's status-change events queued, to see what EventBridge gets
+    let queue = sqs.create_queue().queue_name(unique("redrive-events")).send().await.unwrap();
+    let queue_url = queue.queue_url().unwrap().to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let rule = unique("redrive-events");
+    aws.events
+        .put_rule()
+        .name(&rule)
+        .event_pattern(json!({"source": ["aws.states"], "detail": {"executionArn": [&arn]}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&queue_arn).build().unwrap();
+    aws.events.put_targets().rule(&rule).targets(target).send().await.unwrap();
+
+    // WHEN it runs, the Task fails
+    let input = json!({"order": 7});
+    aws.sfn.start_execution().state_machine_arn(&sm).name(&exec_name).input(input.to_string()).send().await.unwrap();
+    let (status, detail) = wait::execution_done(&aws.sfn, &arn, Duration::from_secs(60)).await;
+    assert_eq!((status.as_str(), detail.starts_with("ModelError")), ("FAILED", true), "{detail}");
+    let first = aws.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    assert_eq!(first.redrive_count(), Some(0), "{first:?}");
+    assert_eq!(first.redrive_date(), None, "{first:?}");
+    assert_eq!(first.redrive_status(), Some(&ExecutionRedriveStatus::Redrivable), "{first:?}");
+    let failed_at = history(&aws, &arn).await.len();
+
+    // ... the bug is fixed, and the execution is redriven
+    aws.lambda
+        .update_function_configuration()
+        .function_name(&name)
+        .environment(Environment::builder().variables("FIXTURE_TRAFFIC", "").build())
+        .send()
+        .await
+        .unwrap();
+    wait::function_settled(&aws.lambda, &name).await;
+    let redriven = aws.sfn.redrive_execution().execution_arn(&arn).send().await.unwrap();
+    let redrive_date = *redriven.redrive_date();
+
+    // THEN the same execution ends SUCCEEDED, redriven once, with its start date unchanged
+    let (status, output) = wait::execution_done(&aws.sfn, &arn, Duration::from_secs(60)).await;
+    assert_eq!(status, "SUCCEEDED", "{output}");
+    let d = aws.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    assert_eq!(d.redrive_count(), Some(1), "{d:?}");
+    assert_eq!(d.redrive_date(), Some(&redrive_date), "{d:?}");
+    assert_eq!(d.start_date(), first.start_date(), "{d:?}");
+    assert_eq!(d.redrive_status(), Some(&ExecutionRedriveStatus::NotRedrivable), "{d:?}");
+    assert_eq!(d.redrive_status_reason(), Some("Execution is SUCCEEDED and cannot be redriven"), "{d:?}");
+    // ... the Task got the input it failed with (the Pass's output, not rerun), and the context object keeps the
+    // execution's Input, Name and StartTime, with RedriveCount 1
+    let echo = &serde_json::from_str::<Value>(&output).unwrap()["echo"];
+    let prepare_output = {
+        let events = history(&aws, &arn).await;
+        let exited = events.iter().find(|e| e.r#type() == &HistoryEventType::PassStateExited).expect("Prepare exited");
+        serde_json::from_str::<Value>(exited.state_exited_event_details().unwrap().output().unwrap()).unwrap()
+    };
+    assert_eq!(echo["state"], prepare_output, "{echo}");
+    assert_eq!(echo["state"]["order"], 7, "{echo}");
+    assert_eq!(echo["redriveCount"], 1, "{echo}");
+    assert_eq!(echo["input"], input, "{echo}");
+    assert_eq!(echo["name"], exec_name.as_str(), "{echo}");
+    let start_ms = first.start_date().to_millis().unwrap();
+    let start_time = echo["startTime"].as_str().unwrap_or_default();
+    assert!(start_time.ends_with('Z') && start_time.len() == 24, "ISO 8601 with ms: {start_time}");
+    let echoed_ms = aws_smithy_types::DateTime::from_str(start_time, aws_smithy_types::date_time::Format::DateTime)
+        .unwrap()
+        .to_millis()
+        .unwrap();
+    assert_eq!(echoed_ms, start_ms, "$$.Execution.StartTime is the first run's start: {start_time}");
+
+    // ... the history goes on after the failure: ExecutionRedriven, then only the Task again
+    let events = history(&aws, &arn).await;
+    let types: Vec<&str> = events.iter().map(|e| e.r#type().as_str()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "PassStateEntered").count(), 1, "the Pass is not rerun: {types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "TaskStateEntered").count(), 2, "{types:?}");
+    assert_eq!(types[failed_at - 1], "ExecutionFailed", "{types:?}");
+    assert_eq!(types[failed_at], "ExecutionRedriven", "{types:?}");
+    assert_eq!(types[failed_at + 1], "TaskStateEntered", "{types:?}");
+    assert_eq!(types.last(), Some(&"ExecutionSucceeded"), "{types:?}");
+    let ids: Vec<i64> = events.iter().map(|e| e.id()).collect();
+    assert_eq!(ids, (1..=events.len() as i64).collect::<Vec<_>>(), "one history, numbered on");
+    let redriven_event = &events[failed_at];
+    assert_eq!(redriven_event.execution_redriven_event_details().and_then(|x| x.redrive_count()), Some(1));
+    let rerun_input = events[failed_at + 1].state_entered_event_details().unwrap().input().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(rerun_input).unwrap(), prepare_output);
+
+    // ... EventBridge got a RUNNING event for the redrive, then its end, both with redriveCount 1
+    let mut redriven_events = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while redriven_events.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "redriven status events: {redriven_events:?}");
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages() {
+            let detail = serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["detail"].clone();
+            if detail["redriveCount"] == 1 {
+                redriven_events.push((detail["status"].as_str().unwrap().to_string(), detail["redriveDate"].clone()));
+            }
+        }
+    }
+    let statuses: Vec<&str> = redriven_events.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(statuses, ["RUNNING", "SUCCEEDED"], "status-change events of the redriven run");
+    for (status, date) in &redriven_events {
+        let ms = date.as_i64().unwrap_or_else(|| panic!("{status}: redriveDate in epoch ms: {date}"));
+        assert!((ms - redrive_date.to_millis().unwrap()).abs() <= 1, "{status}: redriveDate {ms}");
+    }
+
+    // AND a SUCCEEDED execution is not redriven, nor one that does not exist
+    let msg = not_redrivable("SUCCEEDED", aws.sfn.redrive_execution().execution_arn(&arn).send().await);
+    assert!(msg.contains("Execution is SUCCEEDED and cannot be redriven"), "{msg}");
+    let e = aws.sfn.redrive_execution().execution_arn(format!("{arn}-none")).send().await.expect_err("no such one");
+    assert!(e.into_service_error().is_execution_does_not_exist());
+
+    // AND a RUNNING one is not; stopped (ABORTED), it is, and reenters the state it was stopped in
+    let hold = state_machine(
+        &aws,
+        json!({"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 600, "End": true}}}),
+    )
+    .await;
+    let held = aws.sfn.start_execution().state_machine_arn(&hold).name(unique("held")).send().await.unwrap();
+    let held = held.execution_arn();
+    let msg = not_redrivable("RUNNING", aws.sfn.redrive_execution().execution_arn(held).send().await);
+    assert!(msg.contains("Execution is RUNNING and cannot be redriven"), "{msg}");
+    aws.sfn.stop_execution().execution_arn(held).send().await.unwrap();
+    let (status, _) = wait::execution_done(&aws.sfn, held, Duration::from_secs(30)).await;
+    assert_eq!(status, "ABORTED");
+    aws.sfn.redrive_execution().execution_arn(held).send().await.expect("an ABORTED execution is redriven");
+    let d = aws.sfn.describe_execution().execution_arn(held).send().await.unwrap();
+    assert_eq!((d.status(), d.redrive_count()), (&ExecutionStatus::Running, Some(1)), "{d:?}");
+    let msg = not_redrivable("redriven, RUNNING", aws.sfn.redrive_execution().execution_arn(held).send().await);
+    assert!(msg.contains("RUNNING"), "{msg}");
+    let types: Vec<String> = history(&aws, held).await.iter().map(|e| e.r#type().as_str().to_string()).collect();
+    assert_eq!(
+        &types[types.len() - 3..],
+        ["ExecutionAborted", "ExecutionRedriven", "WaitStateEntered"],
+        "the Wait is reentered: {types:?}"
+    );
+    aws.sfn.stop_execution().execution_arn(held).send().await.unwrap();
+    let (status, _) = wait::execution_done(&aws.sfn, held, Duration::from_secs(30)).await;
+    assert_eq!(status, "ABORTED");
+
+    // AND one whose history reached the quota is not (there is no room for ExecutionRedriven and one more event)
+    let d = run_to_end(
+        &aws,
+        json!({"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(d.status(), &ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.redrive_status_reason(), Some("Execution history event limit exceeded"), "{d:?}");
+    let msg = not_redrivable("full history", aws.sfn.redrive_execution().execution_arn(d.execution_arn()).send().await);
+    assert!(msg.contains("Execution history event limit exceeded"), "{msg}");
+
+    // AND a role session needs states:RedriveExecution on the execution itself
+    let iam = aws_sdk_iam::Client::new(&sdk::config().await);
+    let role_name = unique("redriver");
+    let role = assumable_role(
+        &iam,
+        &role_name,
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "states:RedriveExecution", "Resource": held}]}),
+    )
+    .await;
+    let as_redriver = aws_sdk_sfn::Client::new(&as_role(&role).await);
+    let msg = denied("redrive elsewhere", as_redriver.redrive_execution().execution_arn(&arn).send().await);
+    assert!(msg.contains(&format!("states:RedriveExecution on resource: {arn}")), "{msg}");
+    as_redriver.redrive_execution().execution_arn(held).send().await.expect("allowed on this execution");
+    aws.sfn.stop_execution().execution_arn(held).send().await.unwrap();
+}

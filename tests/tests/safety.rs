@@ -309,7 +309,7 @@ impl Env {
         let (probe, now) = ("safety-probe", deployer_core::steps::now_ms() as i64);
         match self.ledger.acquire(&t.function, probe, now, now + 10_000).await.expect("the ledger answers") {
             LockOutcome::Acquired => {
-                assert!(self.ledger.release(&t.function, probe).await.expect("the ledger answers"));
+                assert!(self.ledger.release(&t.function, probe, None).await.expect("the ledger answers"));
             }
             LockOutcome::Held { owner, .. } => panic!("after {after}, the lock of {} is held by {owner}", t.function),
         }

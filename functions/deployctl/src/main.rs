@@ -84,7 +84,7 @@ enum Command {
         reason: String,
     },
     /// Roll a function's alias back (to --to, else to the version it served before) and verify it. A
-    /// deployment still running is aborted first.
+    /// deployment still running is told to roll back instead (to the version that served before it), once.
     Rollback {
         function: String,
         #[arg(long)]
@@ -262,6 +262,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 repository: target.repository.clone(),
                 image_digest: digest,
                 image_tag: Some(tag),
+                queued: None,
             });
             let exec = format!("manual-{}-{}", function, deployer_core::steps::now_ms());
             let arn = match SfnExecutions::from_sdk(&sdk, &sm).start(&exec, &serde_json::to_string(&request)?).await? {
@@ -292,8 +293,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     None => format!("alias {}: version {} 100%", target.alias, a.version),
                 },
             };
-            let Some((owner, _)) = ledger.holder(&name).await? else {
+            let lock = ledger.lock_state(&name).await?;
+            let queue = match lock.as_ref().and_then(|l| l.pending.as_ref()) {
+                Some(p) => format!(
+                    "pending: {} (tag {}, queued by {} at {}): deploys when the running deployment ends",
+                    p.image_digest,
+                    p.image_tag,
+                    p.queued_by,
+                    deployer_core::steps::iso_from_ms(p.queued_at_ms)
+                ),
+                None => "pending: nothing queued".to_string(),
+            };
+            let Some(owner) = lock.map(|l| l.owner) else {
                 println!("no deployment of {function} is running; {split}");
+                println!("{queue}");
                 return Ok(());
             };
             let reader = ExecutionReader::from_sdk(&sdk);
@@ -308,10 +321,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .find_map(|s| s.output.as_deref())
                 .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
                 .and_then(|v| v["health"]["value"]["verdict"].as_str().map(str::to_string));
-            println!("{owner}: in state {state:?}; {split}");
+            println!("running: {owner}, in state {state:?}; {split}");
             if let Some(v) = verdict {
                 println!("last health check: {v}");
             }
+            println!("{queue}");
         }
         Command::Promote { function, reason } => {
             let (ledger, name, owner) = running(&cli.stack, &function).await?;
@@ -327,11 +341,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let sdk = step::sdk_config().await;
             let reader = ExecutionReader::from_sdk(&sdk);
             let sm = state_machine(&reader, &cli.stack).await?;
-            if let Ok((ledger, name, owner)) = running(&cli.stack, &function).await {
-                let why = reason.clone().unwrap_or_else(|| "an operator asked for a rollback".into());
-                ledger.send_command(&name, &owner, &PortCommand::Abort, &why).await?;
-                println!("{owner} is running: abort sent; the rollback waits for it to let go of {function}");
-            }
+            // A deployment still running is not aborted here: the rollback's own execution tells it to roll
+            // back (to the version that served before it), once, as it does for a rollback sent as raw input.
             let request = ExecutionInput::Rollback(RollbackRequest {
                 action: None,
                 function: FunctionName::parse(&function)?,

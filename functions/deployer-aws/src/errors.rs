@@ -220,6 +220,16 @@ classify! {
         is_throttling_exception => Throttled,
         is_internal_server_error => Unavailable,
     }
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+        // The table.
+        is_resource_not_found_exception => NotFound,
+        is_transaction_conflict_exception => Conflict,
+        is_replicated_write_conflict_exception => Conflict,
+        is_provisioned_throughput_exceeded_exception => Throttled,
+        is_request_limit_exceeded => Throttled,
+        is_throttling_exception => Throttled,
+        is_internal_server_error => Unavailable,
+    }
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
         // The table.
         is_resource_not_found_exception => NotFound,

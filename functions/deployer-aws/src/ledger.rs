@@ -1,8 +1,13 @@
 //! [`DeploymentLedger`] over a DynamoDB table keyed by `function` (partition) and `sk` (sort).
 //!
-//! - `sk = "lock"`: the function's deployment lock: `owner` (an execution name), `expiresAt` (N, ms).
-//!   Taken with one conditional PutItem (free, expired, or already the owner's) and released with a
-//!   conditional DeleteItem (only by its owner), so two executions can never both hold it.
+//! - `sk = "lock"`: the function's deployment lock: `owner` (an execution name), `expiresAt` (N, ms), and
+//!   the queue behind it: `pending` (the newest image pushed meanwhile, JSON) and `pendingBy` (the execution
+//!   that queued it). Taken with one conditional UpdateItem (free, expired, or already the owner's: the
+//!   queue stays), released with a conditional DeleteItem (only by its owner, only with nothing queued), or
+//!   handed over with a conditional UpdateItem that names the next owner and takes the queued image off
+//!   (`handedOverBy` says who handed it on, `handedOver` which image, until the next owner takes it). A push queues its image with a conditional UpdateItem that
+//!   holds only while the lock's holder still holds it: an image is never queued behind a lock just freed.
+//!   Two executions can never both hold the lock, and no queued image is lost between two holders.
 //! - `sk = "record#<execution start, ISO 8601>#<execution>"`: one item per execution (a retried Finish
 //!   overwrites its own), the record as JSON in `record`, newest last in key order (queried in reverse).
 //! - `sk = "command#<execution>"`: an operator's `promote` or `abort` for a running execution, with
@@ -13,7 +18,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use deployer_core::ids::FunctionName;
 use deployer_core::plan::DeploymentRecord;
-use deployer_core::ports::{Command, DeploymentLedger, LockOutcome, Result};
+use deployer_core::ports::{Command, DeploymentLedger, LockOutcome, LockState, PendingImage, Result};
 use deployer_core::DeployError;
 
 use crate::errors::{to_deploy_error, Call, DYNAMODB};
@@ -21,6 +26,11 @@ use crate::errors::{to_deploy_error, Call, DYNAMODB};
 const LOCK: &str = "lock";
 const RECORD: &str = "record#";
 const COMMAND: &str = "command#";
+/// The lock item's attributes for the image queued behind it (JSON), who queued it, and who handed it on.
+const PENDING: &str = "pending";
+const PENDING_BY: &str = "pendingBy";
+const HANDED_OVER_BY: &str = "handedOverBy";
+const HANDED_OVER: &str = "handedOver";
 
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -75,24 +85,25 @@ impl DeploymentLedger for DynamoLedger {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> Result<LockOutcome> {
-        let mut item = Self::key(function, LOCK);
-        item.insert("owner".into(), s(owner));
-        item.insert("expiresAt".into(), n(expires_at_ms));
-        item.insert("acquiredAt".into(), n(now_ms));
-        let put = self
+        // UpdateItem, not PutItem: an image queued behind the lock stays on it.
+        let update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#sk) OR #exp < :now OR #owner = :owner")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_names("#exp", "expiresAt")
+            .set_key(Some(Self::key(function, LOCK)))
+            .update_expression("SET #owner = :owner, #exp = :exp, #at = :now REMOVE #handed, #image")
+            .condition_expression("attribute_not_exists(#owner) OR #exp < :now OR #owner = :owner")
             .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_names("#at", "acquiredAt")
+            .expression_attribute_names("#handed", HANDED_OVER_BY)
+            .expression_attribute_names("#image", HANDED_OVER)
             .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":exp", n(expires_at_ms))
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match put {
+        match update {
             Ok(_) => Ok(LockOutcome::Acquired),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 match self.holder(function).await? {
@@ -104,26 +115,140 @@ impl DeploymentLedger for DynamoLedger {
                     }),
                 }
             }
-            Err(e) => Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "PutItem", resource: &self.table })),
+            Err(e) => {
+                Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "UpdateItem", resource: &self.table }))
+            }
         }
     }
 
-    async fn release(&self, function: &FunctionName, owner: &str) -> Result<bool> {
-        let out = self
+    async fn release(&self, function: &FunctionName, owner: &str, dropping: Option<&str>) -> Result<bool> {
+        let mut delete = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(function, LOCK)))
-            .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .send()
-            .await;
-        match out {
+            .expression_attribute_names("#by", PENDING_BY)
+            .expression_attribute_values(":owner", s(owner));
+        delete = match dropping {
+            None => delete.condition_expression("#owner = :owner AND attribute_not_exists(#by)"),
+            Some(by) => delete
+                .condition_expression("#owner = :owner AND (attribute_not_exists(#by) OR #by = :by)")
+                .expression_attribute_values(":by", s(by)),
+        };
+        match delete.send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => {
                 Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "DeleteItem", resource: &self.table }))
+            }
+        }
+    }
+
+    async fn lock_state(&self, function: &FunctionName) -> Result<Option<LockState>> {
+        let Some(item) = self.get(function, LOCK).await? else { return Ok(None) };
+        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let Some(owner) = text("owner") else { return Ok(None) };
+        let expires_at_ms = item.get("expiresAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        // A queued image that does not read is an error, not an empty queue: it would be lost silently.
+        let pending = match text(PENDING) {
+            None => None,
+            Some(json) => Some(serde_json::from_str::<PendingImage>(&json).map_err(|e| {
+                DeployError::invalid(format!(
+                    "the image queued behind {function}'s lock in {} does not read ({e}): {json}",
+                    self.table
+                ))
+            })?),
+        };
+        let handed_over = match (text(HANDED_OVER_BY), text(HANDED_OVER)) {
+            (Some(by), Some(json)) => Some((
+                by,
+                serde_json::from_str::<PendingImage>(&json).map_err(|e| {
+                    DeployError::invalid(format!(
+                        "the image handed over with {function}'s lock in {} does not read ({e}): {json}",
+                        self.table
+                    ))
+                })?,
+            )),
+            _ => None,
+        };
+        Ok(Some(LockState { owner, expires_at_ms, pending, handed_over }))
+    }
+
+    async fn put_pending(
+        &self,
+        function: &FunctionName,
+        holder: &str,
+        now_ms: i64,
+        pending: &PendingImage,
+        replacing: Option<&str>,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(pending).map_err(|e| DeployError::invalid(e.to_string()))?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(function, LOCK)))
+            .update_expression("SET #pending = :pending, #by = :by")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_names("#by", PENDING_BY)
+            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":pending", s(json))
+            .expression_attribute_values(":by", s(&pending.queued_by));
+        update = match replacing {
+            None => update.condition_expression("#owner = :holder AND #exp >= :now AND attribute_not_exists(#by)"),
+            Some(old) => update
+                .condition_expression("#owner = :holder AND #exp >= :now AND #by = :old")
+                .expression_attribute_values(":old", s(old)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => {
+                Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "UpdateItem", resource: &self.table }))
+            }
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        pending: &PendingImage,
+        next: &str,
+        expires_at_ms: i64,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(pending).map_err(|e| DeployError::invalid(e.to_string()))?;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(function, LOCK)))
+            .update_expression(
+                "SET #owner = :next, #exp = :exp, #handed = :owner, #image = :image REMOVE #pending, #by",
+            )
+            .condition_expression("#owner = :owner AND #by = :by")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_names("#handed", HANDED_OVER_BY)
+            .expression_attribute_names("#image", HANDED_OVER)
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_names("#by", PENDING_BY)
+            .expression_attribute_values(":next", s(next))
+            .expression_attribute_values(":exp", n(expires_at_ms))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":by", s(&pending.queued_by))
+            .expression_attribute_values(":image", s(json))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => {
+                Err(to_deploy_error(e, Call { service: DYNAMODB, operation: "UpdateItem", resource: &self.table }))
             }
         }
     }
@@ -181,14 +306,6 @@ impl DeploymentLedger for DynamoLedger {
             }
         }
         Ok(records)
-    }
-
-    async fn holder(&self, function: &FunctionName) -> Result<Option<(String, i64)>> {
-        Ok(self.get(function, LOCK).await?.and_then(|i| {
-            let owner = i.get("owner").and_then(|v| v.as_s().ok())?.clone();
-            let expires = i.get("expiresAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-            Some((owner, expires))
-        }))
     }
 
     async fn send_command(

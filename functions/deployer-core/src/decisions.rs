@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
 use crate::plan::{DeploymentRecord, Outcome};
-use crate::ports::{AlarmState, AliasState, FunctionState, Invocation, LambdaState, UpdateStatus, VersionStats};
+use crate::ports::{
+    AlarmState, AliasState, FunctionState, Invocation, LambdaState, PendingImage, UpdateStatus, VersionStats,
+};
 use crate::spec::{DesiredConfig, Gates, LogFormat, SmokeCase};
 use crate::DeployError;
 
@@ -264,9 +266,52 @@ const TRIGGER_PREFIX: &str = "deploy-";
 /// The execution name for deploying `digest` to `target`: the same event twice gives the same name,
 /// so Step Functions starts it once.
 pub fn execution_name(target: &FunctionName, digest: &ImageDigest) -> String {
+    attempt_name(target, digest, 1)
+}
+
+/// Step Functions' limit on an execution's name.
+const NAME_MAX: usize = 80;
+
+/// The name of attempt `attempt` at deploying `digest` to `target`: the first is [`execution_name`]; a
+/// later one (a start from the queue, a reconcile of an image whose earlier attempt was queued or turned
+/// away) ends `_<attempt>`, so an image is never lost to a name an earlier attempt burned.
+pub fn attempt_name(target: &FunctionName, digest: &ImageDigest, attempt: u32) -> String {
+    let suffix = if attempt <= 1 { String::new() } else { format!("_{attempt}") };
     let t = target.as_str();
-    let t = &t[..t.len().min(60)];
-    format!("{TRIGGER_PREFIX}{t}-{}", &digest.hex()[..12])
+    let room = NAME_MAX - TRIGGER_PREFIX.len() - 13 - suffix.len();
+    format!("{TRIGGER_PREFIX}{}-{}{suffix}", clip(t, room.min(60)), &digest.hex()[..12])
+}
+
+/// Which attempt an execution's name says it is (1 without an `_<n>` suffix).
+pub fn attempt_of(execution: &str) -> u32 {
+    execution
+        .rsplit_once('_')
+        .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The name of the next attempt after `execution` at deploying `digest` to `target`: the trigger's naming
+/// for the trigger's executions, `<name>_<n>` (clipped to Step Functions' limit) for one started by hand.
+pub fn next_attempt(execution: &str, target: &FunctionName, digest: &ImageDigest) -> String {
+    let next = attempt_of(execution) + 1;
+    if started_by_trigger(execution) {
+        return attempt_name(target, digest, next);
+    }
+    let base = match execution.rsplit_once('_') {
+        Some((b, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => execution,
+    };
+    let suffix = format!("_{next}");
+    format!("{}{suffix}", clip(base, NAME_MAX - suffix.len()))
+}
+
+/// Whether the image `new` takes the queue's place from `old`: it was pushed later, or in the same second
+/// (ECR's push times are whole seconds) with the lower digest, so the same image wins whichever of two
+/// such pushes' events arrives first, and it is the one the reconcile would pick.
+pub fn replaces_in_queue(new: &PendingImage, old: &PendingImage) -> bool {
+    let (n, o) = (new.pushed_at_ms.unwrap_or(0), old.pushed_at_ms.unwrap_or(0));
+    n > o || (n == o && new.image_digest.as_str() < old.image_digest.as_str())
 }
 
 /// Whether the trigger started `execution` (named by [`execution_name`]), not an operator.

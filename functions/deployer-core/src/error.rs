@@ -58,6 +58,11 @@ pub enum DeployError {
     /// An operator asked the running deployment to stop (`deployctl abort`).
     #[error("deployment of {function} aborted by an operator: {reason}")]
     Aborted { function: String, reason: String },
+
+    /// The execution no longer holds the function's lock (it ended and was redriven, or its lock expired):
+    /// another deployment may own the alias now, so it changes nothing.
+    #[error("{execution} no longer holds {function}'s deployment lock ({holder}): it changes nothing more; {what}")]
+    LockLost { function: String, execution: String, holder: String, what: String },
 }
 
 impl DeployError {
@@ -78,6 +83,7 @@ impl DeployError {
             DeployError::GateFailed { .. } => "GateFailed",
             DeployError::AcceptanceFailed { .. } => "AcceptanceFailed",
             DeployError::Aborted { .. } => "Aborted",
+            DeployError::LockLost { .. } => "LockLost",
         }
     }
 
@@ -97,6 +103,7 @@ impl DeployError {
         "GateFailed",
         "AcceptanceFailed",
         "Aborted",
+        "LockLost",
     ];
 
     /// Errors the state machine retries in place: transient on AWS's side or a lost race.
@@ -144,6 +151,7 @@ mod tests {
             DeployError::GateFailed { function: "f".into(), report: "x".into() },
             DeployError::AcceptanceFailed { function: "f".into(), report: "x".into() },
             DeployError::Aborted { function: "f".into(), reason: "x".into() },
+            DeployError::LockLost { function: "f".into(), execution: "e".into(), holder: "h".into(), what: "w".into() },
         ];
         let names: Vec<_> = all.iter().map(DeployError::name).collect();
         assert_eq!(names, DeployError::NAMES);

@@ -25,6 +25,32 @@ pub struct DeployRequest {
     /// image's first tag that the target allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_tag: Option<String>,
+    /// Set on a deployment started from the function's queue: who queued the image, and behind whom it waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<QueuedStart>,
+}
+
+/// A deployment started from the queue when the one it waited behind ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueuedStart {
+    /// The execution that found the function busy and queued the image.
+    pub queued_by: String,
+    /// The execution it waited behind, which started this one as it ended.
+    pub after: String,
+}
+
+/// This execution's image waits behind the function's running deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    /// The running execution it waits behind.
+    pub behind: String,
+    /// The image that waited before, which this one replaced (recorded `superseded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<crate::ports::PendingImage>,
+    /// What happened, for the record.
+    pub why: String,
 }
 
 /// Move a function's alias back: to `to_version`, or to the version it served before the current one.
@@ -86,6 +112,9 @@ pub struct Plan {
     /// A canary or linear spec that must move all traffic at once, and why (the execution role changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_at_once_why: Option<String>,
+    /// Another deployment of the function is running: this image is queued behind it, nothing else done.
+    #[serde(default)]
+    pub queued: Option<Queued>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +259,13 @@ impl StepFailure {
 #[serde(tag = "mode", rename_all = "camelCase")]
 pub enum RollbackInput {
     /// After a failed deployment: put the alias back where it was and verify it.
-    Automatic { plan: Box<Plan>, error: StepFailure },
+    Automatic {
+        plan: Box<Plan>,
+        error: StepFailure,
+        /// The execution rolling back: it moves the alias only while it holds the function's lock.
+        #[serde(default)]
+        execution: Option<String>,
+    },
     /// An operator's request. The rollback takes the function's lock for `execution`.
     Manual { request: RollbackRequest, execution: ExecutionRef },
 }
@@ -258,6 +293,9 @@ pub enum Outcome {
     RolledBack,
     RollbackFailed,
     ManualRollback,
+    /// Another deployment of the function was running: the image was queued behind it (the newest push
+    /// waiting deploys when that one ends; an older one waiting is recorded `superseded`).
+    Queued,
     /// The execution stopped (aborted, timed out, or failed outside the steps) before it recorded itself;
     /// recorded from Step Functions' status-change event.
     Abandoned,
@@ -266,7 +304,10 @@ pub enum Outcome {
 impl Outcome {
     /// Whether the execution succeeds (the others end in a Fail state).
     pub fn succeeds(&self) -> bool {
-        matches!(self, Outcome::Deployed | Outcome::AlreadyLive | Outcome::Superseded | Outcome::ManualRollback)
+        matches!(
+            self,
+            Outcome::Deployed | Outcome::AlreadyLive | Outcome::Superseded | Outcome::ManualRollback | Outcome::Queued
+        )
     }
 }
 

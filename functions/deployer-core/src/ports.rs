@@ -297,10 +297,39 @@ pub enum Command {
     Abort,
 }
 
+/// A pushed image waiting for the function's running deployment to end: at most one per function (the
+/// newest push wins), kept on the function's lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingImage {
+    pub repository: RepositoryName,
+    pub image_digest: ImageDigest,
+    pub image_tag: String,
+    /// When ECR received it (ms since the epoch; ECR gives whole seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at_ms: Option<i64>,
+    /// The execution that queued it (and ended `queued`).
+    pub queued_by: String,
+    pub queued_at_ms: i64,
+}
+
+/// A function's lock as it stands: who holds it until when, the image waiting behind it, and, after a
+/// hand-over, the execution that handed it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockState {
+    pub owner: String,
+    pub expires_at_ms: i64,
+    pub pending: Option<PendingImage>,
+    /// Set from a hand-over until the next owner's Prepare takes the lock: who handed it on, and the image
+    /// the next owner deploys (so that a retry of the hand-over can start it again).
+    pub handed_over: Option<(String, PendingImage)>,
+}
+
 /// Per function: the deployment lock, and the record of every execution (outlives the executions).
 pub trait DeploymentLedger: Send + Sync {
     /// Take the function's lock for `owner` (an execution name) until `expires_at_ms`. Free, expired, or
-    /// already `owner`'s: acquired; otherwise: who holds it.
+    /// already `owner`'s (handed over to it, or its own retry): acquired; otherwise: who holds it. An image
+    /// waiting behind the lock stays queued.
     fn acquire(
         &self,
         function: &FunctionName,
@@ -308,8 +337,36 @@ pub trait DeploymentLedger: Send + Sync {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> impl Future<Output = Result<LockOutcome>> + Send;
-    /// Release the lock if `owner` holds it; whether it did.
-    fn release(&self, function: &FunctionName, owner: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Release the lock if `owner` holds it and no image waits behind it, or the one waiting was queued by
+    /// `dropping` (which is dropped with the lock); whether it did.
+    fn release(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        dropping: Option<&str>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// The function's lock, with the image waiting behind it (None: free, and nothing waits).
+    fn lock_state(&self, function: &FunctionName) -> impl Future<Output = Result<Option<LockState>>> + Send;
+    /// Queue `pending` behind `holder`, only while `holder` still holds the lock (unexpired at `now_ms`) and
+    /// the image waiting is still the one `replacing` names (None: nothing waits); whether it did.
+    fn put_pending(
+        &self,
+        function: &FunctionName,
+        holder: &str,
+        now_ms: i64,
+        pending: &PendingImage,
+        replacing: Option<&str>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Hand the lock from `owner` to `next` (until `expires_at_ms`), taking `pending` off the queue, only if
+    /// `owner` still holds it and `pending` still waits; whether it did.
+    fn hand_over(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        pending: &PendingImage,
+        next: &str,
+        expires_at_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
     fn record(&self, record: &DeploymentRecord) -> impl Future<Output = Result<()>> + Send;
     /// The function's records, newest first.
     fn history(
@@ -318,7 +375,9 @@ pub trait DeploymentLedger: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DeploymentRecord>>> + Send;
     /// Who holds the function's lock, and until when (None: free).
-    fn holder(&self, function: &FunctionName) -> impl Future<Output = Result<Option<(String, i64)>>> + Send;
+    fn holder(&self, function: &FunctionName) -> impl Future<Output = Result<Option<(String, i64)>>> + Send {
+        async move { Ok(self.lock_state(function).await?.map(|l| (l.owner, l.expires_at_ms))) }
+    }
     /// Leave `command` (with the operator's reason) for `execution`; its next health check acts on it.
     fn send_command(
         &self,

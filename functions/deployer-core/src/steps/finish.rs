@@ -4,7 +4,8 @@ use serde_json::Value;
 use crate::decisions::{clip, started_by_trigger};
 use crate::ids::{FunctionName, ImageDigest, Version};
 use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
-use crate::ports::{Command, DeploymentLedger, FunctionApi, ImageRegistry, TargetStore};
+use crate::ports::{Command, DeploymentLedger, Executions, FunctionApi, ImageRegistry, PendingImage, TargetStore};
+use crate::steps::{let_go, LetGo};
 use crate::DeployError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,7 +14,10 @@ pub struct Finished {
     pub outcome: Outcome,
     pub function: Option<FunctionName>,
     pub recorded: bool,
+    /// The lock is no longer this execution's (released, or handed to the queued image's deployment).
     pub released: bool,
+    /// What became of the lock, and of the image queued behind it.
+    pub lock: LetGo,
     /// The tag that keeps a deployed image from ECR's lifecycle expiry (`deployed-<function>-v<version>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_by: Option<String>,
@@ -27,6 +31,7 @@ pub async fn finish(
     ledger: &impl DeploymentLedger,
     store: &impl TargetStore,
     registry: &impl ImageRegistry,
+    executions: &impl Executions,
     req: FinishRequest,
     now_ms: i64,
 ) -> Result<Finished, DeployError> {
@@ -45,6 +50,7 @@ pub async fn finish(
                 function: Some(name),
                 recorded: false,
                 released: false,
+                lock: LetGo::NotHeld,
                 protected_by: None,
             });
         }
@@ -57,6 +63,7 @@ pub async fn finish(
             function: None,
             recorded: false,
             released: false,
+            lock: LetGo::NotHeld,
             protected_by: None,
         });
     };
@@ -78,7 +85,8 @@ pub async fn finish(
         .as_ref()
         .map(|r| r.cause.clone())
         .or_else(|| f.error.as_ref().map(|e| e.message()))
-        .or_else(|| plan.filter(|_| f.outcome == Outcome::Superseded).and_then(|p| p.superseded_why.clone()));
+        .or_else(|| plan.filter(|_| f.outcome == Outcome::Superseded).and_then(|p| p.superseded_why.clone()))
+        .or_else(|| plan.and_then(|p| p.queued.as_ref()).map(|q| q.why.clone()));
     let record = DeploymentRecord {
         function: function.clone(),
         execution: req.execution.name.clone(),
@@ -106,17 +114,61 @@ pub async fn finish(
         }
     }
     // A retry of this step (its release failed after the record was written) must not record it twice: the
-    // record's key holds the time it was written.
-    let recorded = ledger.history(&function, 20).await?.iter().any(|r| r.execution == req.execution.name);
-    if !recorded {
+    // record's key holds the time it was written. A record `abandoned` (written from the status-change event
+    // when this step failed) gives way to the real outcome when the execution is redriven.
+    let history = ledger.history(&function, 50).await?;
+    if !history.iter().any(|r| r.execution == req.execution.name && r.outcome != Outcome::Abandoned) {
         ledger.record(&record).await?;
     }
-    let released = ledger.release(&function, &req.execution.name).await?;
+    // The image this one replaced in the queue is recorded superseded, naming this one.
+    if let Some(replaced) = plan.and_then(|p| p.queued.as_ref()).and_then(|q| q.replaced.as_ref()) {
+        if !history.iter().any(|r| r.execution == replaced.queued_by && r.outcome == Outcome::Superseded) {
+            ledger.record(&replaced_record(&function, replaced, &record, now_ms)).await?;
+        }
+    }
+    let lock = let_go(ledger, store, executions, &function, &req.execution.name, now_ms).await?;
+    let released = !matches!(lock, LetGo::NotHeld);
     tracing::info!(
-        function = %function, execution = %req.execution.name, outcome = ?f.outcome, released,
+        function = %function, execution = %req.execution.name, outcome = ?f.outcome, ?lock,
         version = record.version_after.as_deref().unwrap_or(""), "execution recorded"
     );
-    Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released, protected_by })
+    Ok(Finished { outcome: f.outcome, function: Some(function), recorded: true, released, lock, protected_by })
+}
+
+/// The record of a queued image that a newer push replaced before it could deploy.
+fn replaced_record(
+    function: &FunctionName,
+    replaced: &PendingImage,
+    by: &DeploymentRecord,
+    now_ms: i64,
+) -> DeploymentRecord {
+    let digest = by.image_digest.as_ref().map(ImageDigest::to_string).unwrap_or_default();
+    let when = match (by.image_pushed_at_ms, replaced.pushed_at_ms) {
+        (Some(b), Some(r)) if b > r => format!("pushed {} ms later", b - r),
+        _ => "pushed in the same second, with the lower digest (the tie rule)".to_string(),
+    };
+    DeploymentRecord {
+        function: function.clone(),
+        execution: replaced.queued_by.clone(),
+        started_at: iso_from_ms(replaced.queued_at_ms),
+        finished_at_ms: now_ms,
+        trigger: trigger_of(&Value::Null, &replaced.queued_by).to_string(),
+        outcome: Outcome::Superseded,
+        image_digest: Some(replaced.image_digest.clone()),
+        image_tag: Some(replaced.image_tag.clone()),
+        image_pushed_at_ms: replaced.pushed_at_ms,
+        version_before: None,
+        version_after: None,
+        error: None,
+        cause: Some(format!(
+            "replaced in {function}'s queue by {digest} (tag {}, {when}, execution {}): the newest push deploys, \
+             so {} never will",
+            by.image_tag.as_deref().unwrap_or("-"),
+            by.execution,
+            replaced.image_digest
+        )),
+        drift: Vec::new(),
+    }
 }
 
 /// Whether `function` is a registered target. When the targets table cannot answer (the very outage that
@@ -168,8 +220,10 @@ pub struct Ended {
     pub function: Option<FunctionName>,
     /// A record was written: the execution stopped before its Finish step recorded it.
     pub recorded: bool,
-    /// The function's lock was still this execution's, and is now free.
+    /// The function's lock was still this execution's, and is now free (or handed to the queued image).
     pub released: bool,
+    /// What became of the lock, and of the image queued behind it.
+    pub lock: LetGo,
     /// The execution died mid-shift, leaving the alias weighted: what was done about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<String>,
@@ -190,6 +244,7 @@ pub async fn execution_ended(
     ledger: &impl DeploymentLedger,
     targets: &impl TargetStore,
     lambda: &impl FunctionApi,
+    executions: &impl Executions,
     event: &Value,
     now_ms: i64,
 ) -> Result<Ended, DeployError> {
@@ -213,6 +268,7 @@ pub async fn execution_ended(
         function: function.clone(),
         recorded: false,
         released: false,
+        lock: LetGo::NotHeld,
         restored: None,
     };
     let Some(function) = function.filter(|_| matches!(status.as_str(), "ABORTED" | "TIMED_OUT" | "FAILED")) else {
@@ -266,7 +322,9 @@ pub async fn execution_ended(
         ledger.record(&record).await?;
         ended.recorded = true;
     }
-    ended.released = ledger.release(&function, &name).await?;
+    let lock = let_go(ledger, targets, executions, &function, &name, now_ms).await?;
+    ended.released = !matches!(lock, LetGo::NotHeld);
+    ended.lock = lock;
     tracing::warn!(
         function = %function, execution = %name, %status, recorded = ended.recorded, released = ended.released,
         restored = ended.restored.as_deref().unwrap_or("nothing to restore"), "execution ended without success"

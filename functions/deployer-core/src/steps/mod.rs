@@ -7,6 +7,7 @@ mod finish;
 mod prepare;
 mod provision;
 mod publish;
+mod queue;
 mod rollback;
 mod shift;
 mod smoke;
@@ -22,6 +23,7 @@ pub use finish::{
 pub use prepare::prepare;
 pub use provision::{provision, release_provisioned};
 pub use publish::publish_version;
+pub use queue::{let_go, queue_behind, LetGo, QueueResult, HANDOVER_TTL_MS};
 pub use rollback::rollback;
 pub use shift::shift_alias;
 pub use smoke::{run_cases, smoke_test, SmokeRun};
@@ -43,4 +45,31 @@ pub fn now_ms() -> u64 {
 pub fn input<T: DeserializeOwned>(step: &str, raw: Value) -> Result<T, DeployError> {
     serde_path_to_error::deserialize(raw)
         .map_err(|e| DeployError::invalid(format!("{step} input: {}: {}", e.path(), e.inner())))
+}
+
+/// Refuse to act for `execution` unless it holds `function`'s deployment lock. An execution holds it from
+/// Prepare to Finish; one that ended (its lock released or handed on) and was then redriven resumes with
+/// a plan another deployment may have overtaken: it must not move the alias or publish over that one.
+pub(crate) async fn still_holds(
+    ledger: &impl crate::ports::DeploymentLedger,
+    function: &crate::ids::FunctionName,
+    execution: &str,
+    now_ms: i64,
+) -> Result<(), crate::DeployError> {
+    let lock = ledger.lock_state(function).await?;
+    let holder = match &lock {
+        Some(l) if l.owner == execution && l.expires_at_ms >= now_ms => return Ok(()),
+        Some(l) if l.owner == execution => format!("its lock expired {} s ago", (now_ms - l.expires_at_ms) / 1000),
+        Some(l) => format!("{} holds it", l.owner),
+        None => "nobody holds it".to_string(),
+    };
+    Err(crate::DeployError::LockLost {
+        function: function.to_string(),
+        execution: execution.to_string(),
+        holder,
+        what: format!(
+            "if it was redriven after it ended, start a new deployment instead (`deployctl deploy {function} \
+             --digest ...`); `deployctl status {function}` shows what runs"
+        ),
+    })
 }

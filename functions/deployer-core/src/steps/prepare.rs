@@ -1,10 +1,11 @@
 use crate::decisions::{code_matches, config_drift, started_by_trigger, superseded_by};
 use crate::ids::Version;
-use crate::plan::{ExecutionInput, Plan, PrepareInput};
+use crate::plan::{ExecutionInput, Plan, PrepareInput, Queued};
 use crate::policy::StackPolicy;
-use crate::ports::{DeploymentLedger, FunctionApi, ImageInfo, ImageRegistry, LockOutcome, TargetStore};
+use crate::ports::{DeploymentLedger, FunctionApi, ImageInfo, ImageRegistry, LockOutcome, PendingImage, TargetStore};
 use crate::spec::{Strategy, TargetSpec};
 use crate::steps::input;
+use crate::steps::{queue_behind, QueueResult};
 use crate::DeployError;
 
 const INDEX_TYPES: &[&str] =
@@ -51,9 +52,20 @@ pub async fn prepare(
             target.function, target.tag_pattern
         )));
     }
-    let image = registry.describe_image(&request.repository, &request.image_digest).await?.ok_or_else(|| {
-        DeployError::invalid(format!("image {} is not in repository {}", request.image_digest, request.repository))
-    })?;
+    let image =
+        registry.describe_image(&request.repository, &request.image_digest).await?.ok_or_else(|| {
+            match &request.queued {
+                Some(q) => DeployError::invalid(format!(
+                    "image {} is no longer in repository {}: it was deleted while it waited in {}'s queue (queued by \
+                 {}, behind {}), so it is skipped and nothing was deployed",
+                    request.image_digest, request.repository, request.target, q.queued_by, q.after
+                )),
+                None => DeployError::invalid(format!(
+                    "image {} is not in repository {}",
+                    request.image_digest, request.repository
+                )),
+            }
+        })?;
     let image_tag = ecr_tag(&target, &image, request.image_tag.as_deref())?;
     if image.manifest_media_type.as_deref().is_some_and(|m| INDEX_TYPES.contains(&m)) {
         return Err(DeployError::invalid(format!(
@@ -65,21 +77,90 @@ pub async fn prepare(
     }
     let image_uri = format!("{}@{}", image.repository_uri, request.image_digest);
     let owner = &prepare_input.execution.name;
+    let by_hand = !started_by_trigger(&prepare_input.execution.name);
     // The lock outlives the longest deployment the spec allows (acceptance and provisioning included).
     let expires = now_ms + crate::budget::Budget::of(&target).lock_ttl_ms();
-    if let LockOutcome::Held { owner: holder, expires_at_ms } =
-        ledger.acquire(&target.function, owner, now_ms, expires).await?
-    {
-        return Err(DeployError::Locked {
-            function: target.function.to_string(),
-            owner: holder,
-            until: format!("{} s from now", (expires_at_ms - now_ms).max(0) / 1000),
-        });
+    let mut plan = Plan {
+        image_uri,
+        image_digest: request.image_digest.clone(),
+        image_tag,
+        function_exists: false,
+        previous_version: None,
+        already_live: false,
+        superseded_by: None,
+        superseded_why: None,
+        image_pushed_at_ms: image.pushed_at_ms,
+        all_at_once_why: None,
+        queued: None,
+        target,
+    };
+    let function = plan.target.function.clone();
+    // Another deployment of the function running: queue the image behind it (newest wins) and end.
+    let mut races = 0;
+    while let LockOutcome::Held { owner: holder, .. } = ledger.acquire(&function, owner, now_ms, expires).await? {
+        let history = ledger.history(&function, 20).await?;
+        if let Some((by, why)) = superseded_by(&history, &request.image_digest, image.pushed_at_ms, by_hand) {
+            // Older than the live image: never deployed over it, so not queued either.
+            (plan.superseded_by, plan.superseded_why) = (Some(by), Some(why));
+            return Ok(plan);
+        }
+        let pending = PendingImage {
+            repository: request.repository.clone(),
+            image_digest: request.image_digest.clone(),
+            image_tag: plan.image_tag.clone(),
+            pushed_at_ms: image.pushed_at_ms,
+            queued_by: owner.clone(),
+            queued_at_ms: now_ms,
+        };
+        match queue_behind(ledger, &function, &holder, &pending, now_ms).await? {
+            QueueResult::LockMoved if races < 5 => races += 1,
+            QueueResult::LockMoved => {
+                return Err(DeployError::Throttled {
+                    service: "deployer",
+                    message: format!("{function}'s lock changed hands {races} times while this push was queued"),
+                })
+            }
+            QueueResult::Queued { replaced } => {
+                let why = match &replaced {
+                    Some(r) => format!(
+                        "{function} is being deployed by {holder}: {} is queued behind it and deploys when it                          ends, in place of {} (queued by {}), which it replaces",
+                        request.image_digest, r.image_digest, r.queued_by
+                    ),
+                    None => format!(
+                        "{function} is being deployed by {holder}: {} is queued behind it and deploys when it ends",
+                        request.image_digest
+                    ),
+                };
+                tracing::info!(%function, digest = %request.image_digest, %holder, "queued");
+                plan.queued = Some(Queued { behind: holder, replaced, why });
+                return Ok(plan);
+            }
+            QueueResult::AlreadyQueued { by } => {
+                let why = format!(
+                    "{function} is being deployed by {holder}; {} is already queued behind it (by {by}) and                      deploys when it ends",
+                    request.image_digest
+                );
+                plan.queued = Some(Queued { behind: holder, replaced: None, why });
+                return Ok(plan);
+            }
+            QueueResult::Outranked { by } => {
+                let when = match (by.pushed_at_ms, image.pushed_at_ms) {
+                    (Some(b), Some(i)) if b > i => format!("pushed {} ms later", b - i),
+                    _ => "pushed in the same second, with the lower digest (the tie rule)".to_string(),
+                };
+                plan.superseded_why = Some(format!(
+                    "{function} is being deployed by {holder}, and {} ({when}, queued by {}) waits behind it: the                      newest push deploys, so {} is not queued",
+                    by.image_digest, by.queued_by, request.image_digest
+                ));
+                plan.superseded_by = Some(by.image_digest);
+                return Ok(plan);
+            }
+        }
     }
-    let history = ledger.history(&target.function, 20).await?;
-    let by_hand = !started_by_trigger(&prepare_input.execution.name);
+    let history = ledger.history(&function, 20).await?;
     let (superseded, superseded_why) =
         superseded_by(&history, &request.image_digest, image.pushed_at_ms, by_hand).unzip();
+    let target = &plan.target;
     let current = lambda.get_function(&target.function, None).await?;
     let alias = match &current {
         Some(_) => lambda.get_alias(&target.function, &target.alias).await?,
@@ -103,33 +184,27 @@ pub async fn prepare(
                 already_live =
                     code_matches(&serving, &request.image_digest, target.configuration.architecture.as_str())
                         && config_drift(&target.configuration, &serving, &target.log_group()).is_empty();
-                all_at_once_why = role_change(&target, v, &serving.config.role);
+                all_at_once_why = role_change(target, v, &serving.config.role);
             }
         }
     }
     tracing::info!(
         function = %target.function,
         digest = %request.image_digest,
-        tag = %image_tag,
+        tag = %plan.image_tag,
         previous = ?previous_version.as_ref().map(Version::as_str),
         exists = current.is_some(),
         already_live,
         superseded = ?superseded.as_ref().map(|d| d.to_string()),
         "deployment prepared"
     );
-    Ok(Plan {
-        image_uri,
-        image_digest: request.image_digest,
-        image_tag,
-        function_exists: current.is_some(),
-        previous_version,
-        already_live,
-        superseded_by: superseded,
-        superseded_why,
-        image_pushed_at_ms: image.pushed_at_ms,
-        all_at_once_why,
-        target,
-    })
+    plan.function_exists = current.is_some();
+    plan.previous_version = previous_version;
+    plan.already_live = already_live;
+    plan.superseded_by = superseded;
+    plan.superseded_why = superseded_why;
+    plan.all_at_once_why = all_at_once_why;
+    Ok(plan)
 }
 
 /// The tag the deployment goes by, from what ECR says the image carries, never from the request alone: a

@@ -1,7 +1,7 @@
 use crate::decisions::{clip, lock_ttl_ms, previous_good_version, recorded_good_versions, rollback_target};
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
 use crate::plan::{ExecutionRef, RollbackInput, RollbackRequest, RolledBack};
-use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, LambdaState, LockOutcome, TargetStore};
+use crate::ports::{Command, DeploymentLedger, FunctionApi, ImageRegistry, LambdaState, LockOutcome, TargetStore};
 use crate::spec::TargetSpec;
 use crate::steps::{release_provisioned, run_cases};
 use crate::DeployError;
@@ -17,9 +17,33 @@ pub async fn rollback(
     now_ms: i64,
 ) -> Result<RolledBack, DeployError> {
     match input {
-        RollbackInput::Automatic { plan, error } => {
+        RollbackInput::Automatic { plan, error, execution } => {
             let t = &plan.target;
             let what_failed = format!("Deployment failed ({}): {}", error.error, error.message());
+            // Only the lock's holder moves the alias (its lock may have expired, but nobody took it over).
+            // One whose lock was released or taken (an execution redriven after it ended) leaves the alias to
+            // whoever owns it now.
+            if let Some(me) = &execution {
+                let holder = ledger.lock_state(&t.function).await?.map(|l| l.owner);
+                if holder.as_deref() != Some(me.as_str()) {
+                    let cause = format!(
+                        "{what_failed}. Not rolled back: {me} no longer holds {}'s deployment lock ({}), so the \
+                         alias is left to the deployment that owns it now; `deployctl status {}` shows it",
+                        t.function,
+                        holder.map(|h| format!("{h} holds it")).unwrap_or_else(|| "nobody holds it".into()),
+                        t.function
+                    );
+                    tracing::warn!(function = %t.function, %cause, "rollback refused: lock not held");
+                    return Ok(RolledBack {
+                        function: t.function.clone(),
+                        alias: t.alias.to_string(),
+                        from_version: None,
+                        to_version: None,
+                        verified_cases: 0,
+                        cause,
+                    });
+                }
+            }
             let Some(previous) = plan.previous_version.clone() else {
                 let now = match lambda.get_alias(&t.function, &t.alias).await? {
                     None => format!("alias {} does not exist, so no traffic was affected", t.alias),
@@ -104,10 +128,35 @@ async fn manual(
     if let LockOutcome::Held { owner, expires_at_ms } =
         ledger.acquire(function, &execution.name, now_ms, expires).await?
     {
-        return Err(DeployError::Locked {
-            function: function.to_string(),
-            owner,
-            until: format!("{} s from now", (expires_at_ms - now_ms).max(0) / 1000),
+        // A deployment is running: it is told to roll back, and returns the alias to the version that served
+        // before it, once. This rollback does not move the alias a second time.
+        if request.to_version.is_some() {
+            return Err(DeployError::invalid(format!(
+                "{owner} is deploying {function} (it holds the lock for {} s more): a rollback to a named version \
+                 would race it. Roll back without a version (the running deployment then returns the alias to the \
+                 version that served before it), or wait for it to end",
+                (expires_at_ms - now_ms).max(0) / 1000
+            )));
+        }
+        let why = request.reason.as_deref().unwrap_or("an operator asked for a rollback");
+        ledger.send_command(function, &owner, &Command::Abort, why).await?;
+        let serving = alias.additional.as_ref().map_or_else(
+            || format!("alias {} leads with version {}", t.alias, alias.version),
+            |(v, w)| format!("alias {} sends {:.0}% to version {v}", t.alias, w * 100.0),
+        );
+        let cause = format!(
+            "{owner} was deploying {function} ({serving}): it was told to roll back ({why}) and returns all traffic \
+             to the version that served before it at its next step; this rollback moved nothing itself. An image \
+             queued behind it still deploys after it (`deployctl status {function}`)"
+        );
+        tracing::warn!(%function, %owner, %cause, "rollback handed to the running deployment");
+        return Ok(RolledBack {
+            function: function.clone(),
+            alias: t.alias.to_string(),
+            from_version: None,
+            to_version: None,
+            verified_cases: 0,
+            cause,
         });
     }
     let history = ledger.history(function, 100).await?;

@@ -1,15 +1,28 @@
 use crate::decisions::alias_description;
 use crate::ids::Version;
 use crate::plan::{Deployed, ShiftInput};
-use crate::ports::FunctionApi;
-use crate::steps::release_provisioned;
+use crate::ports::{Command, DeploymentLedger, FunctionApi};
+use crate::steps::{release_provisioned, still_holds};
 use crate::DeployError;
 
 /// Point the alias at the new version, all at once, guarded by the alias's RevisionId. An alias already
 /// there is left alone (a re-run moves nothing twice).
-pub async fn shift_alias(lambda: &impl FunctionApi, input: ShiftInput) -> Result<Deployed, DeployError> {
+pub async fn shift_alias(
+    lambda: &impl FunctionApi,
+    ledger: &impl DeploymentLedger,
+    input: ShiftInput,
+    now_ms: i64,
+) -> Result<Deployed, DeployError> {
     let plan = &input.plan;
     let t = &plan.target;
+    still_holds(ledger, &t.function, &input.execution, now_ms).await?;
+    // An operator's rollback (or abort) sent while the deployment was getting here: nothing moves.
+    if let Some((Command::Abort, reason)) = ledger.command(&t.function, &input.execution).await? {
+        return Err(DeployError::Aborted {
+            function: t.function.to_string(),
+            reason: format!("{reason} (before the alias moved)"),
+        });
+    }
     let version = &input.published.version;
     let current = lambda.get_alias(&t.function, &t.alias).await?;
     let (moved, previous) = match &current {

@@ -5,17 +5,27 @@ use crate::decisions::{alias_description, judge_health, Health};
 use crate::plan::{HealthInput, HealthReport, NextMove, TrafficInput, TrafficState};
 use crate::ports::{Command, DeploymentLedger, FunctionApi, Routing, Telemetry};
 use crate::spec::OnInsufficientData;
+use crate::steps::still_holds;
 use crate::DeployError;
 
 /// Move the alias to the next weight: `main` stays the version it served before, `candidate` gets the
 /// weight. Guarded by RevisionId; refuses an alias someone else moved since the deployment began.
 pub async fn shift_traffic(
     lambda: &impl FunctionApi,
+    ledger: &impl DeploymentLedger,
     input: TrafficInput,
     now_ms: i64,
 ) -> Result<TrafficState, DeployError> {
     let plan = &input.plan;
     let t = &plan.target;
+    still_holds(ledger, &t.function, &input.execution, now_ms).await?;
+    // An operator's rollback (or abort) sent before the first shift: no traffic moves at all.
+    if let Some((Command::Abort, reason)) = ledger.command(&t.function, &input.execution).await? {
+        return Err(DeployError::Aborted {
+            function: t.function.to_string(),
+            reason: format!("{reason} (before any traffic moved)"),
+        });
+    }
     let weights = t.strategy.weights();
     let step = input.traffic.as_ref().map_or(0, |s| s.step + 1);
     let Some(&weight) = weights.get(step) else {
@@ -77,6 +87,7 @@ pub async fn check_health(
     now_ms: i64,
 ) -> Result<HealthReport, DeployError> {
     let t = &input.plan.target;
+    still_holds(ledger, &t.function, &input.execution, now_ms).await?;
     let g = &t.gates;
     let s = &input.traffic;
     let window_ms = (now_ms - s.step_started_at_ms).max(0);

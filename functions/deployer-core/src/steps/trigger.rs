@@ -1,12 +1,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::decisions::execution_name;
+use crate::decisions::{attempt_name, attempt_of, execution_name, started_by_trigger};
 use crate::event::{parse_push, NotAPush};
 use crate::ids::{FunctionName, ImageDigest, Version};
-use crate::plan::{DeployRequest, ExecutionInput};
+use crate::plan::{DeployRequest, DeploymentRecord, ExecutionInput, Outcome};
 use crate::policy::StackPolicy;
-use crate::ports::{Executions, FunctionApi, ImageRegistry, StartOutcome, TargetStore};
+use crate::ports::{DeploymentLedger, Executions, FunctionApi, ImageRegistry, StartOutcome, TargetStore};
 use crate::spec::TargetSpec;
 use crate::DeployError;
 
@@ -36,8 +36,10 @@ pub struct Ignored {
 
 /// A scheduled event (`source: aws.events`, `detail-type: Scheduled Event`) or an operator's
 /// `{"reconcile": {"targets": [...]}}`: ECR push events are best effort, so this finds, per target, the
-/// newest allowed image and deploys it if the alias does not serve it. The execution name is the same
-/// as the push's, so an image that was already attempted (even if it failed) is not started again.
+/// newest allowed image and deploys it if the alias does not serve it, unless it waits in the queue or an
+/// earlier attempt really deployed or failed. The first attempt has the push's execution name (a push and
+/// a reconcile of the same image start it once); a later one, after attempts that were queued or turned
+/// away, its own (`_<n>`).
 pub fn is_reconcile(event: &Value) -> bool {
     event.get("reconcile").is_some()
         || (event.get("source").and_then(Value::as_str) == Some("aws.events")
@@ -85,6 +87,7 @@ pub async fn reconcile(
     registry: &impl ImageRegistry,
     lambda: &impl FunctionApi,
     executions: &impl Executions,
+    ledger: &impl DeploymentLedger,
     policy: &StackPolicy,
     event: &Value,
 ) -> Result<TriggerReport, DeployError> {
@@ -128,14 +131,50 @@ pub async fn reconcile(
             report.ignored.push(Ignored { target: Some(name), reason: format!("alias already serves {d}") });
             continue;
         }
+        // Already on its way: waiting in the queue, or handed the lock as the queue's next deployment.
+        if let Some(lock) = ledger.lock_state(&target.function).await? {
+            let waiting = lock.pending.as_ref().filter(|p| p.image_digest == digest).map(|_| "queued behind");
+            let next = lock.handed_over.as_ref().filter(|(_, p)| p.image_digest == digest).map(|_| "starting as");
+            if let Some(how) = waiting.or(next) {
+                report
+                    .ignored
+                    .push(Ignored { target: Some(name), reason: format!("{digest} is {how} {}", lock.owner) });
+                continue;
+            }
+        }
+        // An earlier attempt that was queued or turned away does not burn the image: the next attempt has
+        // its own name. One that really deployed or really failed is not retried.
+        let history = ledger.history(&target.function, 100).await?;
+        let attempts: Vec<_> = history.iter().filter(|r| r.image_digest.as_ref() == Some(&digest)).collect();
+        if let Some(done) = attempts.iter().find(|r| !turned_away(r)) {
+            let outcome = serde_json::to_value(done.outcome).ok().and_then(|v| v.as_str().map(str::to_string));
+            report.ignored.push(Ignored {
+                target: Some(name),
+                reason: format!(
+                    "{digest} was attempted already: execution {} ended {}, so it is not retried (deploy it by \
+                     hand: `deployctl deploy {} --digest {digest}`)",
+                    done.execution,
+                    outcome.unwrap_or_default(),
+                    target.function
+                ),
+            });
+            continue;
+        }
+        let attempt = attempts
+            .iter()
+            .filter(|r| started_by_trigger(&r.execution))
+            .map(|r| attempt_of(&r.execution) + 1)
+            .max()
+            .unwrap_or(1);
         let request = ExecutionInput::Deploy(DeployRequest {
             target: target.function.clone(),
             repository: target.repository.clone(),
             image_digest: digest.clone(),
             image_tag: Some(tag),
+            queued: None,
         });
         let input = serde_json::to_string(&request).map_err(|e| DeployError::invalid(e.to_string()))?;
-        match executions.start(&execution_name(&target.function, &digest), &input).await? {
+        match executions.start(&attempt_name(&target.function, &digest, attempt), &input).await? {
             StartOutcome::Started { execution_arn } => {
                 tracing::warn!(target = %name, digest = %digest, "reconcile: an allowed image was never deployed; deploying it");
                 report.started.push(Started { target: name, execution_arn });
@@ -144,6 +183,16 @@ pub async fn reconcile(
         }
     }
     Ok(report)
+}
+
+/// An attempt that never got to deploy its image: queued behind another deployment, superseded in the
+/// queue or by a newer live image, or (before the queue) turned away because the function was locked.
+fn turned_away(record: &DeploymentRecord) -> bool {
+    match record.outcome {
+        Outcome::Queued | Outcome::Superseded => true,
+        Outcome::Rejected => record.error.as_deref() == Some("Locked"),
+        _ => false,
+    }
 }
 
 /// The allowed images with the latest push time (more than one when pushed in the same second), by digest.
@@ -219,6 +268,7 @@ pub async fn trigger(
             repository: push.repository.clone(),
             image_digest: push.digest.clone(),
             image_tag: Some(push.tag.clone()),
+            queued: None,
         });
         let input = serde_json::to_string(&request).map_err(|e| DeployError::invalid(e.to_string()))?;
         let name = execution_name(&target.function, &push.digest);

@@ -10,8 +10,10 @@
 //!   Step Functions. The registry's images carry the time ECR received them (each push a minute after the last).
 //! - [`FakeLedger`]: the deployment lock and records per function, with the port's semantics: `acquire` takes
 //!   a lock that is free, expired (`expires_at_ms < now_ms`, as deployer-aws's condition) or already the
-//!   owner's (and then sets the new expiry), else answers who holds it; `release` deletes it only for its
-//!   owner; `history` answers the newest records first. Every call is logged; named calls can be made to fail.
+//!   owner's (and then sets the new expiry; the image queued behind it stays), else answers who holds it;
+//!   `release` deletes it only for its owner and only with nothing queued (or the queued image it drops);
+//!   `put_pending` and `hand_over` hold only while their holder and queue do; `history` answers the newest
+//!   records first. Every call is logged; named calls can be made to fail.
 //!
 //! The fake's errors are those deployer-aws maps Lambda's to: ResourceConflictException (an update in progress,
 //! or "already exists") -> UpdateInProgress; PreconditionFailedException -> PreconditionFailed; a
@@ -28,8 +30,8 @@ use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, V
 use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
 use deployer_core::ports::{
     self, AlarmState, AliasState, BuildState, Builds, Command, CurrentConfig, DeploymentLedger, Executions,
-    FunctionApi, FunctionState, ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LogGroups, Provisioned,
-    Routing, StartOutcome, TargetStore, Telemetry, UpdateStatus, VersionStats,
+    FunctionApi, FunctionState, ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LockState, LogGroups,
+    PendingImage, Provisioned, Routing, StartOutcome, TargetStore, Telemetry, UpdateStatus, VersionStats,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;
@@ -164,6 +166,7 @@ pub fn plan(target: TargetSpec, d: ImageDigest, exists: bool, previous: Option<&
         superseded_why: None,
         all_at_once_why: None,
         image_pushed_at_ms: None,
+        queued: None,
         target,
     }
 }
@@ -1142,6 +1145,27 @@ impl ImageRegistry for FakeRegistry {
     }
 }
 
+/// A targets table that does not answer.
+pub struct UnansweringStore;
+
+impl deployer_core::ports::TargetStore for UnansweringStore {
+    async fn get(
+        &self,
+        _: &deployer_core::ids::FunctionName,
+    ) -> deployer_core::ports::Result<Option<deployer_core::spec::TargetSpec>> {
+        Err(DeployError::Throttled { service: "DynamoDB", message: "GetItem on the targets table".into() })
+    }
+    async fn list(&self) -> deployer_core::ports::Result<Vec<deployer_core::spec::TargetSpec>> {
+        Err(DeployError::Throttled { service: "DynamoDB", message: "Scan".into() })
+    }
+    async fn put(&self, _: &deployer_core::spec::TargetSpec) -> deployer_core::ports::Result<()> {
+        unreachable!("no step under test writes a target")
+    }
+    async fn delete(&self, _: &deployer_core::ids::FunctionName) -> deployer_core::ports::Result<()> {
+        unreachable!("no step under test deletes a target")
+    }
+}
+
 /// Step Functions executions: a name can be started once.
 #[derive(Default)]
 pub struct FakeExecutions {
@@ -1149,6 +1173,9 @@ pub struct FakeExecutions {
     pub started: Mutex<Vec<(String, String)>>,
     /// Every name `start` was called with, started or not.
     pub attempts: Mutex<Vec<String>>,
+    /// Every execution started is still running: a start with the same name and input succeeds again (as
+    /// Step Functions answers for a running standard execution). Off: every started name is taken for good.
+    pub running: bool,
 }
 
 impl FakeExecutions {
@@ -1169,7 +1196,10 @@ impl Executions for FakeExecutions {
     async fn start(&self, name: &str, input: &str) -> ports::Result<StartOutcome> {
         self.attempts.lock().unwrap().push(name.to_string());
         let mut started = self.started.lock().unwrap();
-        if started.iter().any(|(n, _)| n == name) {
+        if let Some((_, earlier)) = started.iter().find(|(n, _)| n == name) {
+            if self.running && earlier == input {
+                return Ok(StartOutcome::Started { execution_arn: execution_arn(name) });
+            }
             return Ok(StartOutcome::AlreadyStarted);
         }
         started.push((name.to_string(), input.to_string()));
@@ -1181,11 +1211,20 @@ impl Executions for FakeExecutions {
 // FakeLedger
 // ---------------------------------------------------------------------------------------------------------
 
-/// A function's deployment lock.
+/// A function's deployment lock, with the image queued behind it and, after a hand-over, who handed it on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
     pub owner: String,
     pub expires_at_ms: i64,
+    pub pending: Option<PendingImage>,
+    pub handed_over: Option<(String, PendingImage)>,
+}
+
+impl Lock {
+    /// Held by `owner` until `expires_at_ms`, nothing queued.
+    pub fn new(owner: impl Into<String>, expires_at_ms: i64) -> Lock {
+        Lock { owner: owner.into(), expires_at_ms, pending: None, handed_over: None }
+    }
 }
 
 /// Everything the fake ledger holds. Tests reach it through [`FakeLedger::world`] to seed or change it (a
@@ -1217,7 +1256,7 @@ pub struct FakeLedger {
 }
 
 /// The ledger operations that change something.
-pub const LEDGER_WRITES: &[&str] = &["Acquire", "Release", "Record"];
+pub const LEDGER_WRITES: &[&str] = &["Acquire", "Release", "Record", "PutPending", "HandOver", "SendCommand"];
 
 impl FakeLedger {
     pub fn new() -> FakeLedger {
@@ -1237,6 +1276,14 @@ impl FakeLedger {
         ledger
     }
 
+    /// A ledger in which [`EXECUTION`] holds [`FN`]'s lock (for an hour from [`NOW_MS`]), as it does between
+    /// its Prepare and its Finish.
+    pub fn held() -> FakeLedger {
+        let ledger = FakeLedger::new();
+        ledger.seed_lock(FN, EXECUTION, NOW_MS + 3_600_000);
+        ledger
+    }
+
     /// A record written before the test (not logged).
     pub fn seed_record(&self, record: DeploymentRecord) {
         self.world().insert(record);
@@ -1244,7 +1291,15 @@ impl FakeLedger {
 
     /// `owner` holds the lock of `function` until `expires_at_ms` (not logged).
     pub fn seed_lock(&self, function: &str, owner: &str, expires_at_ms: i64) {
-        self.world().locks.insert(function.to_string(), Lock { owner: owner.to_string(), expires_at_ms });
+        self.world().locks.insert(
+            function.to_string(),
+            Lock { owner: owner.to_string(), expires_at_ms, pending: None, handed_over: None },
+        );
+    }
+
+    /// `pending` waits behind the lock of `function` (which must be seeded; not logged).
+    pub fn seed_pending(&self, function: &str, pending: PendingImage) {
+        self.world().locks.get_mut(function).expect("a seeded lock").pending = Some(pending);
     }
 
     pub fn lock(&self, function: &str) -> Option<Lock> {
@@ -1300,24 +1355,91 @@ impl DeploymentLedger for FakeLedger {
     ) -> ports::Result<LockOutcome> {
         let entry = format!("Acquire {function} owner={owner} now={now_ms} expires={expires_at_ms}");
         let mut w = self.enter("Acquire", entry)?;
-        match w.locks.get(function.as_str()) {
+        match w.locks.get_mut(function.as_str()) {
             Some(l) if l.owner != owner && l.expires_at_ms >= now_ms => {
                 Ok(LockOutcome::Held { owner: l.owner.clone(), expires_at_ms: l.expires_at_ms })
             }
-            _ => {
-                w.locks.insert(function.to_string(), Lock { owner: owner.to_string(), expires_at_ms });
+            // Taken (free, expired or its own): the queue behind it stays, the hand-over is done.
+            Some(l) => {
+                (l.owner, l.expires_at_ms, l.handed_over) = (owner.to_string(), expires_at_ms, None);
+                Ok(LockOutcome::Acquired)
+            }
+            None => {
+                w.locks.insert(
+                    function.to_string(),
+                    Lock { owner: owner.to_string(), expires_at_ms, pending: None, handed_over: None },
+                );
                 Ok(LockOutcome::Acquired)
             }
         }
     }
 
-    async fn release(&self, function: &FunctionName, owner: &str) -> ports::Result<bool> {
-        let mut w = self.enter("Release", format!("Release {function} owner={owner}"))?;
-        if w.locks.get(function.as_str()).is_some_and(|l| l.owner == owner) {
+    async fn release(&self, function: &FunctionName, owner: &str, dropping: Option<&str>) -> ports::Result<bool> {
+        let mut w = self.enter("Release", format!("Release {function} owner={owner} dropping={dropping:?}"))?;
+        let free = w.locks.get(function.as_str()).is_some_and(|l| {
+            l.owner == owner && l.pending.as_ref().is_none_or(|p| Some(p.queued_by.as_str()) == dropping)
+        });
+        if free {
             w.locks.remove(function.as_str());
-            return Ok(true);
         }
-        Ok(false)
+        Ok(free)
+    }
+
+    async fn lock_state(&self, function: &FunctionName) -> ports::Result<Option<LockState>> {
+        let w = self.enter("LockState", format!("LockState {function}"))?;
+        Ok(w.locks.get(function.as_str()).map(|l| LockState {
+            owner: l.owner.clone(),
+            expires_at_ms: l.expires_at_ms,
+            pending: l.pending.clone(),
+            handed_over: l.handed_over.clone(),
+        }))
+    }
+
+    async fn put_pending(
+        &self,
+        function: &FunctionName,
+        holder: &str,
+        now_ms: i64,
+        pending: &PendingImage,
+        replacing: Option<&str>,
+    ) -> ports::Result<bool> {
+        let entry = format!(
+            "PutPending {function} holder={holder} image={} by={} replacing={replacing:?}",
+            pending.image_digest, pending.queued_by
+        );
+        let mut w = self.enter("PutPending", entry)?;
+        let Some(l) = w.locks.get_mut(function.as_str()) else { return Ok(false) };
+        if l.owner != holder
+            || l.expires_at_ms < now_ms
+            || l.pending.as_ref().map(|p| p.queued_by.as_str()) != replacing
+        {
+            return Ok(false);
+        }
+        l.pending = Some(pending.clone());
+        Ok(true)
+    }
+
+    async fn hand_over(
+        &self,
+        function: &FunctionName,
+        owner: &str,
+        pending: &PendingImage,
+        next: &str,
+        expires_at_ms: i64,
+    ) -> ports::Result<bool> {
+        let entry = format!("HandOver {function} owner={owner} next={next} image={}", pending.image_digest);
+        let mut w = self.enter("HandOver", entry)?;
+        let Some(l) = w.locks.get_mut(function.as_str()) else { return Ok(false) };
+        if l.owner != owner || l.pending.as_ref().map(|p| &p.queued_by) != Some(&pending.queued_by) {
+            return Ok(false);
+        }
+        *l = Lock {
+            owner: next.to_string(),
+            expires_at_ms,
+            pending: None,
+            handed_over: Some((owner.to_string(), pending.clone())),
+        };
+        Ok(true)
     }
 
     async fn record(&self, record: &DeploymentRecord) -> ports::Result<()> {
@@ -1335,11 +1457,6 @@ impl DeploymentLedger for FakeLedger {
     async fn history(&self, function: &FunctionName, limit: usize) -> ports::Result<Vec<DeploymentRecord>> {
         let w = self.enter("History", format!("History {function} limit={limit}"))?;
         Ok(w.records.iter().filter(|r| r.function == *function).take(limit).cloned().collect())
-    }
-
-    async fn holder(&self, function: &FunctionName) -> ports::Result<Option<(String, i64)>> {
-        let w = self.enter("Holder", format!("Holder {function}"))?;
-        Ok(w.locks.get(function.as_str()).map(|l| (l.owner.clone(), l.expires_at_ms)))
     }
 
     async fn send_command(

@@ -7,7 +7,7 @@ use deployer_core::plan::{
     Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
 };
 use deployer_core::ports::{Command, DeploymentLedger, FunctionApi, Routing};
-use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Ended, Finished};
+use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Ended, Finished, LetGo};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
 
@@ -21,8 +21,9 @@ async fn run(ledger: &FakeLedger, execution_name: &str, input: Value, f: FinishI
     let registry = FakeRegistry::default();
     registry.push(REPO, &v2(), "sha-2222222", SINGLE_ARCH);
     let store = FakeStore::with([spec()]);
-    finish(ledger, &store, &registry, FinishRequest { finish: f, execution: execution(execution_name), input }, NOW_MS)
-        .await
+    let executions = FakeExecutions::default();
+    let req = FinishRequest { finish: f, execution: execution(execution_name), input };
+    finish(ledger, &store, &registry, &executions, req, NOW_MS).await
 }
 
 /// The trigger's input for v2.
@@ -87,7 +88,8 @@ fn v2_record(execution_name: &str, trigger: &str, outcome: Outcome) -> Deploymen
 /// [`execution_ended`] for the stored target, whose function has no alias (nothing to settle): the lock
 /// and the record alone.
 async fn ended_without_alias(ledger: &FakeLedger, event: &Value, now_ms: i64) -> Result<Ended, DeployError> {
-    execution_ended(ledger, &FakeStore::with([spec()]), &FakeLambda::new(), event, now_ms).await
+    execution_ended(ledger, &FakeStore::with([spec()]), &FakeLambda::new(), &FakeExecutions::default(), event, now_ms)
+        .await
 }
 
 fn locked_by(owner: &str) -> FakeLedger {
@@ -99,7 +101,8 @@ fn locked_by(owner: &str) -> FakeLedger {
 fn finished(outcome: Outcome, released: bool) -> Finished {
     // A deployment that went live protects its image from the lifecycle policy with a deployed- tag.
     let protected_by = (outcome == Outcome::Deployed).then(|| format!("deployed-{FN}-v4"));
-    Finished { outcome, function: Some(fname(FN)), recorded: true, released, protected_by }
+    let lock = if released { LetGo::Released } else { LetGo::NotHeld };
+    Finished { outcome, function: Some(fname(FN)), recorded: true, released, lock, protected_by }
 }
 
 #[tokio::test]
@@ -140,7 +143,7 @@ async fn a_deployment_is_recorded_with_its_image_versions_and_drift_and_releases
     // AND the lock is released, after the record is written
     assert_eq!(out, finished(Outcome::Deployed, true));
     assert_eq!(ledger.lock(FN), None);
-    assert_eq!(ledger.ops(), ["History", "Record", "Release"]);
+    assert_eq!(ledger.ops(), ["History", "Record", "LockState", "Release"]);
 }
 
 #[tokio::test]
@@ -222,7 +225,7 @@ async fn a_rejection_while_another_execution_deploys_is_recorded_and_leaves_its_
     );
     // AND the other execution's lock is not released: it survives as it was
     assert_eq!(out, finished(Outcome::Rejected, false));
-    assert_eq!(ledger.lock(FN), Some(Lock { owner: other.into(), expires_at_ms: NOW_MS + 600_000 }));
+    assert_eq!(ledger.lock(FN), Some(Lock::new(other, NOW_MS + 600_000)));
 }
 
 #[tokio::test]
@@ -414,6 +417,7 @@ async fn an_input_that_names_no_function_records_nothing() {
                 function: None,
                 recorded: false,
                 released: false,
+                lock: LetGo::NotHeld,
                 protected_by: None
             },
             "{input}"
@@ -626,7 +630,7 @@ async fn an_execution_stopped_mid_canary_puts_all_traffic_back_on_the_version_it
 
     // WHEN its status-change event arrives
     let event = status_change(EXECUTION, "ABORTED", &deploy_input());
-    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    let out = execution_ended(&ledger, &store, &lambda, &FakeExecutions::default(), &event, NOW_MS).await.unwrap();
 
     // THEN the alias serves version 1 alone, the record says so, and the lock is free
     let alias = lambda.alias(FN, "live").unwrap();
@@ -647,7 +651,7 @@ async fn a_weighted_alias_another_execution_owns_or_a_single_version_alias_is_le
     let (ledger, store, lambda) = (locked_by("deploy-someone-else"), FakeStore::with([spec()]), mid_shift(0.3).await);
     let event = status_change(EXECUTION, "TIMED_OUT", &deploy_input());
     let set_up = lambda.calls.lock().unwrap().len();
-    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    let out = execution_ended(&ledger, &store, &lambda, &FakeExecutions::default(), &event, NOW_MS).await.unwrap();
     // THEN its weights stay, and nothing asked Lambda anything
     assert_eq!(out.restored, None);
     assert_eq!(lambda.alias(FN, "live").unwrap().additional, Some(("2".to_string(), 0.3)));
@@ -659,7 +663,7 @@ async fn a_weighted_alias_another_execution_owns_or_a_single_version_alias_is_le
     let one = lambda.seed_release(&spec(), &v1());
     lambda.seed_alias(&spec(), &one, "deployer previous=none image=111111111111 execution=first");
     let set_up = lambda.calls.lock().unwrap().len();
-    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    let out = execution_ended(&ledger, &store, &lambda, &FakeExecutions::default(), &event, NOW_MS).await.unwrap();
     // THEN the alias is read, not written, and the record says where it was left
     assert_eq!((out.restored, out.released), (None, true));
     let calls = lambda.calls.lock().unwrap()[set_up..].to_vec();
@@ -678,14 +682,14 @@ async fn a_failed_restore_keeps_the_lock_and_writes_nothing_until_the_retry_comp
     let event = status_change(EXECUTION, "ABORTED", &deploy_input());
 
     // WHEN the event is handled: the error propagates, the lock stays, nothing is recorded
-    let err = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap_err();
+    let err = execution_ended(&ledger, &store, &lambda, &FakeExecutions::default(), &event, NOW_MS).await.unwrap_err();
     assert_eq!(err, unavailable);
     assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.into()));
     assert!(ledger.records(FN).is_empty());
     assert_eq!(lambda.alias(FN, "live").unwrap().additional, Some(("2".to_string(), 0.1)));
 
     // AND EventBridge's retry finishes the job
-    let out = execution_ended(&ledger, &store, &lambda, &event, NOW_MS).await.unwrap();
+    let out = execution_ended(&ledger, &store, &lambda, &FakeExecutions::default(), &event, NOW_MS).await.unwrap();
     assert_eq!((out.recorded, out.released, out.restored.is_some()), (true, true, true));
     assert_eq!(lambda.alias(FN, "live").unwrap().additional, None);
 }
@@ -710,6 +714,7 @@ async fn a_request_for_a_function_that_is_no_target_leaves_no_record() {
         &ledger,
         &FakeStore::with([spec()]),
         &FakeLambda::new(),
+        &FakeExecutions::default(),
         &status_change("manual-ml-made-up-2", "FAILED", &input),
         NOW_MS,
     )
@@ -721,27 +726,6 @@ async fn a_request_for_a_function_that_is_no_target_leaves_no_record() {
     assert_eq!((ended.recorded, ended.released), (false, false), "{ended:?}");
     assert!(ledger.records("ml-made-up").is_empty());
     assert!(!ledger.calls().iter().any(|c| c.starts_with("Record")), "{:?}", ledger.calls());
-}
-
-/// A targets table that does not answer.
-struct UnansweringStore;
-
-impl deployer_core::ports::TargetStore for UnansweringStore {
-    async fn get(
-        &self,
-        _: &deployer_core::ids::FunctionName,
-    ) -> deployer_core::ports::Result<Option<deployer_core::spec::TargetSpec>> {
-        Err(DeployError::Throttled { service: "DynamoDB", message: "GetItem on the targets table".into() })
-    }
-    async fn list(&self) -> deployer_core::ports::Result<Vec<deployer_core::spec::TargetSpec>> {
-        Err(DeployError::Throttled { service: "DynamoDB", message: "Scan".into() })
-    }
-    async fn put(&self, _: &deployer_core::spec::TargetSpec) -> deployer_core::ports::Result<()> {
-        unreachable!("Finish never writes a target")
-    }
-    async fn delete(&self, _: &deployer_core::ids::FunctionName) -> deployer_core::ports::Result<()> {
-        unreachable!("Finish never deletes a target")
-    }
 }
 
 #[tokio::test]
@@ -756,7 +740,7 @@ async fn a_refused_request_is_recorded_when_the_targets_table_cannot_say_whether
     let req = FinishRequest { finish: refused, execution: execution(EXECUTION), input: deploy_input() };
 
     // WHEN Finish runs, THEN the execution is recorded rather than lost (the read's failure is logged)
-    let out = finish(&ledger, &UnansweringStore, &registry, req, NOW_MS).await.unwrap();
+    let out = finish(&ledger, &UnansweringStore, &registry, &FakeExecutions::default(), req, NOW_MS).await.unwrap();
     assert!(out.recorded, "{out:?}");
     let r = &ledger.records(FN)[0];
     assert_eq!((r.outcome, r.error.as_deref()), (Outcome::Rejected, Some("Throttled")));

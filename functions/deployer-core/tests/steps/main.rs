@@ -1,4 +1,4 @@
-//! Layer-2 tests (STYLE.md section 7): every step of the deployer over hand-written fakes of its ports.
+//! Layer-2 tests: every step of the deployer over hand-written fakes of its ports.
 //! One module per area; the fakes and fixtures are in `tests/fakes`.
 
 #[path = "../fakes/mod.rs"]
@@ -10,6 +10,7 @@ mod finish;
 mod prepare;
 mod provision;
 mod publish;
+mod queue;
 mod reconcile;
 mod rollback;
 mod shift;

@@ -49,7 +49,7 @@ const LOCK_TTL_MS: i64 = (600 + 240 + 75 + 75 + 600) * 1000;
 
 /// The lock Prepare takes at `now_ms`.
 fn lock_of(owner: &str, now_ms: i64) -> Lock {
-    Lock { owner: owner.to_string(), expires_at_ms: now_ms + LOCK_TTL_MS }
+    Lock::new(owner.to_string(), now_ms + LOCK_TTL_MS)
 }
 
 fn invalid_message(err: DeployError) -> String {
@@ -322,7 +322,7 @@ async fn prepare_takes_the_lock_for_its_execution_until_now_plus_the_ttl() {
 }
 
 #[tokio::test]
-async fn a_lock_held_by_another_live_execution_is_locked_and_lambda_is_not_called() {
+async fn a_lock_held_by_another_live_execution_queues_the_image_and_lambda_is_not_called() {
     // GIVEN another execution holds the lock for another 5 minutes
     let (store, lambda) = live_on_1();
     let ledger = FakeLedger::new();
@@ -330,20 +330,21 @@ async fn a_lock_held_by_another_live_execution_is_locked_and_lambda_is_not_calle
     ledger.seed_lock(FN, other, NOW_MS + 300_000);
 
     // WHEN Prepare runs in EXECUTION
-    let err = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
-        .await
-        .unwrap_err();
+    let plan =
+        run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+            .await
+            .unwrap();
 
-    // THEN it is Locked, naming the function and the holder
-    let DeployError::Locked { function, owner, until } = &err else { panic!("{err:?}") };
-    assert_eq!((function.as_str(), owner.as_str()), (FN, other));
-    assert!(until.contains("300"), "{until}");
-    assert_eq!(err.name(), "Locked");
-    assert!(err.to_string().contains(other), "{err}");
-    // AND Lambda was not called at all, the holder keeps its lock, and nothing else was read or written
+    // THEN the image is queued behind the holder (the plan names it), which keeps its lock
+    let queued = plan.queued.expect("queued");
+    assert_eq!(queued.behind, other);
+    assert!(queued.why.contains(other), "{}", queued.why);
+    let lock = ledger.lock(FN).unwrap();
+    assert_eq!((lock.owner.as_str(), lock.expires_at_ms), (other, NOW_MS + 300_000));
+    assert_eq!(lock.pending.map(|p| (p.image_digest, p.queued_by)), Some((v2(), EXECUTION.to_string())));
+    // AND Lambda was not called at all
     assert!(lambda.calls().is_empty(), "{:?}", lambda.calls());
-    assert_eq!(ledger.lock(FN), Some(Lock { owner: other.into(), expires_at_ms: NOW_MS + 300_000 }));
-    assert_eq!(ledger.ops(), ["Acquire"]);
+    assert_eq!(ledger.ops(), ["Acquire", "History", "LockState", "PutPending"]);
 }
 
 #[tokio::test]
@@ -354,12 +355,13 @@ async fn a_lock_expiring_right_now_is_still_held() {
     ledger.seed_lock(FN, "deploy-ml-inference-333333333333", NOW_MS);
 
     // WHEN Prepare runs
-    let err = run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
-        .await
-        .unwrap_err();
+    let plan =
+        run_in(&store, &registry(), &lambda, &ledger, EXECUTION, request(FN, REPO, &v2(), "sha-2222222"), NOW_MS)
+            .await
+            .unwrap();
 
-    // THEN it is still Locked (expired means expiresAt < now, as the DynamoDB condition)
-    assert_eq!(err.name(), "Locked", "{err:?}");
+    // THEN it still waits behind it (expired means expiresAt < now, as the DynamoDB condition)
+    assert!(plan.queued.is_some(), "{plan:?}");
     assert!(lambda.calls().is_empty());
 }
 

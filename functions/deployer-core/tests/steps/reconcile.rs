@@ -23,7 +23,8 @@ async fn a_scheduled_event_deploys_the_newest_allowed_image_the_alias_does_not_s
     assert!(is_reconcile(&event));
 
     // WHEN the reconcile runs
-    let report = reconcile(&store, &registry, &lambda, &executions, &policy(), &event).await.unwrap();
+    let report =
+        reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &event).await.unwrap();
 
     // THEN v2 (not the newer but disallowed "latest") is deployed, under the push's own execution name
     let started = executions.started();
@@ -45,15 +46,18 @@ async fn nothing_starts_when_the_alias_serves_the_newest_or_the_image_was_alread
     let executions = FakeExecutions::default();
     let event = json!({"reconcile": {}});
 
-    let report = reconcile(&store, &registry, &lambda, &executions, &policy(), &event).await.unwrap();
+    let report =
+        reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &event).await.unwrap();
     assert!(executions.started().is_empty());
     assert!(report.ignored[0].reason.contains("already serves"), "{report:?}");
 
     // An image whose deployment was already started (say it failed and rolled back) is not retried.
     registry.push_at(REPO, &digest('3'), "sha-3333333", SINGLE_ARCH, Some(3_000));
-    let first = reconcile(&store, &registry, &lambda, &executions, &policy(), &event).await.unwrap();
+    let first =
+        reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &event).await.unwrap();
     assert_eq!(first.started.len(), 1);
-    let again = reconcile(&store, &registry, &lambda, &executions, &policy(), &event).await.unwrap();
+    let again =
+        reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &event).await.unwrap();
     assert!(again.started.is_empty());
     assert_eq!(again.duplicates, [FN]);
 }
@@ -71,6 +75,7 @@ async fn an_operator_reconcile_names_its_targets() {
         &registry,
         &lambda,
         &executions,
+        &FakeLedger::new(),
         &policy(),
         &json!({"reconcile": {"targets": ["someone-else", FN]}}),
     )
@@ -78,9 +83,17 @@ async fn an_operator_reconcile_names_its_targets() {
     .unwrap_err();
     assert!(other.message().contains("no target named someone-else;"), "{other}");
     assert!(executions.started().is_empty(), "a refused reconcile starts nothing, not even for the known name");
-    let mine = reconcile(&store, &registry, &lambda, &executions, &policy(), &json!({"reconcile": {"targets": [FN]}}))
-        .await
-        .unwrap();
+    let mine = reconcile(
+        &store,
+        &registry,
+        &lambda,
+        &executions,
+        &FakeLedger::new(),
+        &policy(),
+        &json!({"reconcile": {"targets": [FN]}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(mine.started.len(), 1, "a function that does not exist yet gets its first deployment");
 }
 
@@ -98,7 +111,9 @@ async fn images_pushed_in_the_same_second_as_the_live_one_are_not_deployed_over_
 
     // WHEN the reconcile runs
     let report =
-        reconcile(&store, &registry, &lambda, &executions, &policy(), &json!({"reconcile": {}})).await.unwrap();
+        reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &json!({"reconcile": {}}))
+            .await
+            .unwrap();
 
     // THEN nothing starts: which of the two is newer cannot be known, and one of them is live
     assert!(executions.started().is_empty(), "{report:?}");
@@ -124,7 +139,9 @@ async fn a_malformed_reconcile_request_is_refused_never_read_as_every_target() {
         (json!({"reconcile": "all"}), "reconcile: invalid type: string \"all\""),
     ];
     for (event, want) in cases {
-        let err = reconcile(&store, &registry, &lambda, &executions, &policy(), &event).await.unwrap_err();
+        let err = reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &event)
+            .await
+            .unwrap_err();
         assert_eq!(err.name(), "InvalidInput", "{event}");
         assert!(err.message().contains(want), "{event}: {err}");
     }
@@ -140,7 +157,9 @@ async fn a_target_outside_the_stacks_policy_is_skipped_with_the_reason() {
     let store = FakeStore::with([outside, spec()]);
     let executions = FakeExecutions::default();
     let report =
-        reconcile(&store, &registry, &lambda, &executions, &policy(), &json!({"reconcile": {}})).await.unwrap();
+        reconcile(&store, &registry, &lambda, &executions, &FakeLedger::new(), &policy(), &json!({"reconcile": {}}))
+            .await
+            .unwrap();
     assert_eq!(report.started.len(), 1, "{report:?}");
     assert_eq!(report.started[0].target, FN);
     let skipped = report.ignored.iter().find(|i| i.target.as_deref() == Some("payments-api")).expect("skipped");

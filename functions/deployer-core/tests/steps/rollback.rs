@@ -2,7 +2,8 @@
 //! then prove it with the smoke cases through the alias.
 
 use deployer_core::decisions::{alias_description, lock_ttl_ms};
-use deployer_core::plan::{DeploymentRecord, Outcome, Plan, RollbackInput, RollbackRequest, RolledBack};
+use deployer_core::plan::{DeploymentRecord, Outcome, Plan, RollbackInput, RollbackRequest, RolledBack, StepFailure};
+use deployer_core::ports::Command;
 use deployer_core::steps::rollback;
 use deployer_core::DeployError;
 use serde_json::json;
@@ -452,33 +453,68 @@ async fn a_manual_rollback_takes_the_lock_for_its_execution() {
     // THEN the rollback's execution holds the lock until now + the TTL (Finish releases it), and it was taken
     // before the records were read
     assert_eq!(out.to_version, Some(version("2")));
-    assert_eq!(
-        ledger.lock(FN),
-        Some(Lock { owner: ROLLBACK_EXECUTION.into(), expires_at_ms: NOW_MS + lock_ttl_ms(120) })
-    );
+    assert_eq!(ledger.lock(FN), Some(Lock::new(ROLLBACK_EXECUTION, NOW_MS + lock_ttl_ms(120))));
     assert_eq!(ledger.ops(), ["Acquire", "History"]);
 }
 
 #[tokio::test]
-async fn a_manual_rollback_while_another_execution_holds_the_lock_is_locked() {
+async fn a_manual_rollback_while_a_deployment_runs_tells_it_to_roll_back_and_moves_nothing_itself() {
     // GIVEN the alias serves version 4, and a deployment holds the lock for another minute
     let (lambda, store) = moved_to_4();
     let ledger = FakeLedger::new();
     let deploying = "deploy-ml-inference-333333333333";
     ledger.seed_lock(FN, deploying, NOW_MS + 60_000);
 
-    // WHEN an operator rolls back to version 2
-    let err = rollback(&lambda, &store, &images(), &ledger, manual(Some("2"), None), NOW_MS).await.unwrap_err();
+    // WHEN an operator rolls back (no version named)
+    let out = rollback(&lambda, &store, &images(), &ledger, manual(None, Some("v5 is slow")), NOW_MS).await.unwrap();
 
-    // THEN it is Locked naming the deployment that holds it
-    let DeployError::Locked { function, owner, .. } = &err else { panic!("{err:?}") };
-    assert_eq!((function.as_str(), owner.as_str()), (FN, deploying));
+    // THEN the deployment is told to roll back (once: this rollback moves nothing), with the operator's reason
+    assert_eq!((out.from_version, out.to_version), (None, None));
+    assert!(out.cause.contains(deploying) && out.cause.contains("moved nothing itself"), "{}", out.cause);
+    assert_eq!(
+        ledger.world().commands.get(&(FN.to_string(), deploying.to_string())),
+        Some(&(Command::Abort, "v5 is slow".to_string()))
+    );
     // AND the alias is neither written nor invoked, and the deployment keeps its lock
     assert_eq!(alias_writes(&lambda), 0, "{:?}", lambda.calls());
     assert_eq!(lambda.count("Invoke"), 0);
     assert_eq!(lambda.alias(FN, "live").unwrap().version, "4");
     assert_eq!(ledger.lock(FN).unwrap().owner, deploying);
+
+    // WHEN an operator names a version meanwhile, THEN it is refused (it would race the deployment's own
+    // rollback), saying what to do, and nothing more is sent
+    let ledger = FakeLedger::new();
+    ledger.seed_lock(FN, deploying, NOW_MS + 60_000);
+    let err = rollback(&lambda, &store, &images(), &ledger, manual(Some("2"), None), NOW_MS).await.unwrap_err();
+    assert!(err.to_string().contains("Roll back without a version"), "{err}");
+    assert!(ledger.world().commands.is_empty());
     assert_eq!(ledger.ops(), ["Acquire"]);
+}
+
+#[tokio::test]
+async fn an_automatic_rollback_by_an_execution_that_lost_its_lock_moves_nothing() {
+    // GIVEN the alias is weighted by a deployment that now holds the lock; an execution that ended (and was
+    // redriven) rolls back with its old plan
+    let (lambda, store) = moved_to_4();
+    let ledger = FakeLedger::new();
+    ledger.seed_lock(FN, "deploy-ml-inference-444444444444_2", NOW_MS + 60_000);
+    let input = RollbackInput::Automatic {
+        plan: Box::new(plan(spec(), v2(), true, Some("2"))),
+        error: StepFailure { error: "GateFailed".into(), cause: "{}".into() },
+        execution: Some(EXECUTION.into()),
+    };
+
+    // WHEN it rolls back
+    let out = rollback(&lambda, &store, &images(), &ledger, input, NOW_MS).await.unwrap();
+
+    // THEN it leaves the alias to the lock's holder, and says so
+    assert_eq!(alias_writes(&lambda), 0, "{:?}", lambda.calls());
+    assert_eq!(out.to_version, None);
+    assert!(
+        out.cause.contains("Not rolled back") && out.cause.contains("deploy-ml-inference-444444444444_2"),
+        "{}",
+        out.cause
+    );
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ async fn the_first_deploy_creates_the_alias() {
     lambda.seed_release(&spec(), &v2());
 
     // WHEN the alias is shifted
-    let deployed = shift_alias(&lambda, input("1", None)).await.unwrap();
+    let deployed = shift_alias(&lambda, &FakeLedger::held(), input("1", None), NOW_MS).await.unwrap();
 
     // THEN the alias is created on version 1, recording that nothing was served before
     assert_eq!(
@@ -62,7 +62,7 @@ async fn the_alias_moves_with_its_revision_id_and_records_the_previous_version()
     let before = lambda.alias(FN, "live").unwrap();
 
     // WHEN the alias is shifted
-    let deployed = shift_alias(&lambda, input("2", Some("1"))).await.unwrap();
+    let deployed = shift_alias(&lambda, &FakeLedger::held(), input("2", Some("1")), NOW_MS).await.unwrap();
 
     // THEN it moves to version 2, guarded by the RevisionId it had, and records previous=1
     assert!(deployed.moved);
@@ -84,12 +84,12 @@ async fn the_alias_moves_with_its_revision_id_and_records_the_previous_version()
 async fn a_re_run_on_the_version_already_served_moves_nothing() {
     // GIVEN the alias was already moved to version 2 by an earlier attempt
     let lambda = two_versions();
-    shift_alias(&lambda, input("2", Some("1"))).await.unwrap();
+    shift_alias(&lambda, &FakeLedger::held(), input("2", Some("1")), NOW_MS).await.unwrap();
     let moved = lambda.alias(FN, "live").unwrap();
     lambda.clear_calls();
 
     // WHEN the step runs again
-    let deployed = shift_alias(&lambda, input("2", Some("1"))).await.unwrap();
+    let deployed = shift_alias(&lambda, &FakeLedger::held(), input("2", Some("1")), NOW_MS).await.unwrap();
 
     // THEN nothing moves, and the previous version is still reported from the plan
     assert!(!deployed.moved);
@@ -107,7 +107,7 @@ async fn a_weighted_alias_on_the_new_version_loses_its_weights() {
     lambda.world().function_mut(FN).aliases.get_mut("live").unwrap().additional = Some(("1".into(), 0.1));
 
     // WHEN the alias is shifted to version 2
-    let deployed = shift_alias(&lambda, input("2", Some("1"))).await.unwrap();
+    let deployed = shift_alias(&lambda, &FakeLedger::held(), input("2", Some("1")), NOW_MS).await.unwrap();
 
     // THEN it is updated to serve version 2 alone
     assert!(deployed.moved);
@@ -123,7 +123,7 @@ async fn an_alias_moved_by_someone_else_meanwhile_is_a_precondition_failure() {
     lambda.before_call("UpdateAlias", 1, |w| w.move_alias(FN, "live", "1"));
 
     // WHEN the alias is shifted
-    let err = shift_alias(&lambda, input("2", Some("1"))).await.unwrap_err();
+    let err = shift_alias(&lambda, &FakeLedger::held(), input("2", Some("1")), NOW_MS).await.unwrap_err();
 
     // THEN Lambda refuses the stale RevisionId and the alias stays where the other writer put it
     assert!(matches!(err, DeployError::PreconditionFailed { .. }), "{err:?}");
@@ -138,9 +138,46 @@ async fn a_throttled_alias_update_propagates() {
     lambda.fail_next("UpdateAlias", 1, throttled.clone());
 
     // WHEN the alias is shifted
-    let err = shift_alias(&lambda, input("2", Some("1"))).await.unwrap_err();
+    let err = shift_alias(&lambda, &FakeLedger::held(), input("2", Some("1")), NOW_MS).await.unwrap_err();
 
     // THEN the throttle propagates and the alias has not moved
     assert_eq!(err, throttled);
     assert_eq!(lambda.alias(FN, "live").unwrap().version, "1");
+}
+
+#[tokio::test]
+async fn a_rollback_asked_for_before_the_alias_moved_moves_nothing() {
+    // GIVEN an operator's rollback reached the running deployment (an abort for it) before its shift
+    let lambda = two_versions();
+    let ledger = FakeLedger::held();
+    ledger.world().commands.insert(
+        (FN.to_string(), EXECUTION.to_string()),
+        (deployer_core::ports::Command::Abort, "an operator asked for a rollback".into()),
+    );
+    let writes = lambda.writes().len();
+
+    // WHEN the shift runs, THEN it is Aborted and the alias stays on version 1
+    let err = shift_alias(&lambda, &ledger, input("2", Some("1")), NOW_MS).await.unwrap_err();
+    assert_eq!(err.name(), "Aborted", "{err}");
+    assert!(err.to_string().contains("before the alias moved"), "{err}");
+    assert_eq!(lambda.writes().len(), writes);
+    assert_eq!(lambda.alias(FN, "live").unwrap().version, "1");
+}
+
+#[tokio::test]
+async fn an_execution_that_no_longer_holds_the_lock_moves_nothing() {
+    // GIVEN the lock is another execution's (this one ended, the lock went on, and it was redriven)
+    let lambda = two_versions();
+    let ledger = FakeLedger::new();
+    ledger.seed_lock(FN, "deploy-ml-inference-333333333333", NOW_MS + 60_000);
+    let writes = lambda.writes().len();
+
+    // WHEN the shift runs, THEN it fails LockLost naming the holder, and the alias is untouched
+    let err = shift_alias(&lambda, &ledger, input("2", Some("1")), NOW_MS).await.unwrap_err();
+    assert_eq!(err.name(), "LockLost", "{err}");
+    assert!(err.to_string().contains("deploy-ml-inference-333333333333 holds it"), "{err}");
+    assert_eq!(lambda.writes().len(), writes);
+    // AND a free lock is no better: nobody handed it to this execution
+    let err = shift_alias(&lambda, &FakeLedger::new(), input("2", Some("1")), NOW_MS).await.unwrap_err();
+    assert!(err.to_string().contains("nobody holds it"), "{err}");
 }

@@ -72,7 +72,7 @@ async fn health(
 #[tokio::test]
 async fn a_canary_sends_its_share_to_the_new_version_and_keeps_the_old_one_leading() {
     let lambda = two_versions();
-    let s = shift_traffic(&lambda, shift_input(canary(), None), NOW_MS).await.unwrap();
+    let s = shift_traffic(&lambda, &FakeLedger::held(), shift_input(canary(), None), NOW_MS).await.unwrap();
     assert_eq!(s, state(0, 1, 10, NOW_MS));
     let alias = lambda.alias(FN, "live").unwrap();
     assert_eq!((alias.version.as_str(), alias.additional), ("1", Some(("2".to_string(), 0.1))));
@@ -81,17 +81,21 @@ async fn a_canary_sends_its_share_to_the_new_version_and_keeps_the_old_one_leadi
 #[tokio::test]
 async fn linear_steps_go_up_by_their_percent_and_a_rerun_moves_nothing_twice() {
     let lambda = two_versions();
-    let first = shift_traffic(&lambda, shift_input(linear(), None), NOW_MS).await.unwrap();
+    let first = shift_traffic(&lambda, &FakeLedger::held(), shift_input(linear(), None), NOW_MS).await.unwrap();
     assert_eq!((first.step, first.steps, first.weight), (0, 3, 30));
-    let second = shift_traffic(&lambda, shift_input(linear(), Some(first.clone())), NOW_MS + 1).await.unwrap();
+    let second = shift_traffic(&lambda, &FakeLedger::held(), shift_input(linear(), Some(first.clone())), NOW_MS + 1)
+        .await
+        .unwrap();
     assert_eq!((second.step, second.weight, second.step_started_at_ms), (1, 60, NOW_MS + 1));
     assert_eq!(lambda.alias(FN, "live").unwrap().additional, Some(("2".to_string(), 0.6)));
     let writes = lambda.writes().len();
     // A re-run of the same step (Step Functions retried it after the write landed) sends nothing.
-    shift_traffic(&lambda, shift_input(linear(), Some(first)), NOW_MS + 2).await.unwrap();
+    shift_traffic(&lambda, &FakeLedger::held(), shift_input(linear(), Some(first)), NOW_MS + 2).await.unwrap();
     assert_eq!(lambda.writes().len(), writes);
     // Past the last weight there is no step to take.
-    let err = shift_traffic(&lambda, shift_input(linear(), Some(state(2, 3, 90, NOW_MS))), NOW_MS).await.unwrap_err();
+    let err = shift_traffic(&lambda, &FakeLedger::held(), shift_input(linear(), Some(state(2, 3, 90, NOW_MS))), NOW_MS)
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "InvalidInput");
 }
 
@@ -101,7 +105,7 @@ async fn an_alias_someone_moved_is_not_shifted() {
     let three = lambda.seed_release(&spec(), &digest('3'));
     lambda.seed_alias(&spec(), &three, "moved by hand");
     let writes = lambda.writes().len();
-    let err = shift_traffic(&lambda, shift_input(canary(), None), NOW_MS).await.unwrap_err();
+    let err = shift_traffic(&lambda, &FakeLedger::held(), shift_input(canary(), None), NOW_MS).await.unwrap_err();
     assert_eq!(err.name(), "InvalidInput");
     assert!(err.to_string().contains("someone moved it"), "{err}");
     assert_eq!(lambda.writes().len(), writes);
@@ -109,7 +113,7 @@ async fn an_alias_someone_moved_is_not_shifted() {
 
 #[tokio::test]
 async fn a_healthy_step_bakes_until_its_time_is_up_then_moves_on() {
-    let ledger = FakeLedger::new();
+    let ledger = FakeLedger::held();
     let telemetry = FakeTelemetry::with(("2", stats(40, 0, 90.0)), ("1", stats(400, 1, 80.0)));
     // Mid-bake: keep baking.
     let r = health(canary(), state(0, 1, 10, NOW_MS), &telemetry, &ledger, NOW_MS + 100_000).await.unwrap();
@@ -132,7 +136,7 @@ async fn a_healthy_step_bakes_until_its_time_is_up_then_moves_on() {
 
 #[tokio::test]
 async fn a_candidate_that_errors_fails_the_gate_with_the_numbers() {
-    let ledger = FakeLedger::new();
+    let ledger = FakeLedger::held();
     let telemetry = FakeTelemetry::with(("2", stats(30, 30, 5.0)), ("1", stats(270, 0, 5.0)));
     let err = health(canary(), state(0, 1, 10, NOW_MS), &telemetry, &ledger, NOW_MS + 40_000).await.unwrap_err();
     assert_eq!(err.name(), "GateFailed");
@@ -146,7 +150,7 @@ async fn a_candidate_that_errors_fails_the_gate_with_the_numbers() {
 
 #[tokio::test]
 async fn a_candidate_slower_than_the_baseline_fails_the_gate() {
-    let ledger = FakeLedger::new();
+    let ledger = FakeLedger::held();
     let telemetry = FakeTelemetry::with(("2", stats(30, 0, 400.0)), ("1", stats(270, 0, 100.0)));
     let err = health(canary(), state(0, 1, 10, NOW_MS), &telemetry, &ledger, NOW_MS + 40_000).await.unwrap_err();
     assert!(err.to_string().contains("p99 duration 400 ms is over the baseline's 100 ms + 50%"), "{err}");
@@ -157,7 +161,7 @@ async fn a_broken_candidate_fails_before_it_has_the_minimum_sample() {
     // 8 errors in 8 calls: even if the next 12 succeeded, 40% is over the 5% limit
     let t = TargetSpec { gates: Gates { max_error_rate: Some(0.05), ..canary().gates }, ..canary() };
     let telemetry = FakeTelemetry::with(("2", stats(8, 8, 5.0)), ("1", stats(72, 0, 5.0)));
-    let err = health(t, state(0, 1, 10, NOW_MS), &telemetry, &FakeLedger::new(), NOW_MS + 5_000).await.unwrap_err();
+    let err = health(t, state(0, 1, 10, NOW_MS), &telemetry, &FakeLedger::held(), NOW_MS + 5_000).await.unwrap_err();
     assert!(err.to_string().contains("error rate 100.0% (8 errors in 8 invocations) is over the limit 5.0%"), "{err}");
 }
 
@@ -167,7 +171,7 @@ async fn an_alarm_in_alarm_or_missing_stops_the_shift() {
         TargetSpec { gates: Gates { alarms: vec!["p99-high".into(), "gone".into()], ..canary().gates }, ..canary() };
     let telemetry = FakeTelemetry::with(("2", stats(40, 0, 5.0)), ("1", stats(400, 0, 5.0)));
     telemetry.alarm("p99-high", "ALARM", "Threshold Crossed: 1 datapoint [900.0] > 500.0");
-    let err = health(t, state(0, 1, 10, NOW_MS), &telemetry, &FakeLedger::new(), NOW_MS + 5_000).await.unwrap_err();
+    let err = health(t, state(0, 1, 10, NOW_MS), &telemetry, &FakeLedger::held(), NOW_MS + 5_000).await.unwrap_err();
     let m = err.to_string();
     assert!(m.contains("alarm p99-high is in ALARM: Threshold Crossed"), "{m}");
     assert!(m.contains("alarm gone does not exist"), "{m}");
@@ -176,7 +180,7 @@ async fn an_alarm_in_alarm_or_missing_stops_the_shift() {
 #[tokio::test]
 async fn too_little_traffic_is_reported_and_never_passes() {
     let telemetry = FakeTelemetry::with(("2", stats(3, 0, 5.0)), ("1", stats(27, 0, 5.0)));
-    let ledger = FakeLedger::new();
+    let ledger = FakeLedger::held();
     // wait (the default): keep waiting after the bake, up to maxWaitSeconds (600), then fail
     let r = health(canary(), state(0, 1, 10, NOW_MS), &telemetry, &ledger, NOW_MS + 400_000).await.unwrap();
     assert_eq!(r.next, NextMove::Bake);
@@ -193,7 +197,7 @@ async fn too_little_traffic_is_reported_and_never_passes() {
 #[tokio::test]
 async fn an_operator_can_promote_or_abort_a_running_shift() {
     let telemetry = FakeTelemetry::with(("2", stats(40, 0, 5.0)), ("1", stats(400, 0, 5.0)));
-    let ledger = FakeLedger::new();
+    let ledger = FakeLedger::held();
     ledger.send_command(&fname(FN), EXECUTION, &Command::Promote, "looks good").await.unwrap();
     let r = health(canary(), state(0, 1, 10, NOW_MS), &telemetry, &ledger, NOW_MS + 10_000).await.unwrap();
     assert_eq!(r.next, NextMove::Complete);
@@ -202,4 +206,25 @@ async fn an_operator_can_promote_or_abort_a_running_shift() {
     let err = health(canary(), state(0, 1, 10, NOW_MS), &telemetry, &ledger, NOW_MS + 10_000).await.unwrap_err();
     assert_eq!(err.name(), "Aborted");
     assert!(err.to_string().contains("wrong model (at step 1 of 1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_rollback_asked_for_before_the_first_shift_sends_no_traffic_and_a_lost_lock_shifts_nothing() {
+    let lambda = two_versions();
+    let ledger = FakeLedger::held();
+    ledger.world().commands.insert(
+        (FN.to_string(), EXECUTION.to_string()),
+        (deployer_core::ports::Command::Abort, "an operator asked for a rollback".into()),
+    );
+    let writes = lambda.writes().len();
+    let err = shift_traffic(&lambda, &ledger, shift_input(canary(), None), NOW_MS).await.unwrap_err();
+    assert_eq!(err.name(), "Aborted", "{err}");
+    assert!(err.to_string().contains("before any traffic moved"), "{err}");
+
+    let other = FakeLedger::new();
+    other.seed_lock(FN, "deploy-ml-inference-333333333333", NOW_MS + 60_000);
+    let err = shift_traffic(&lambda, &other, shift_input(canary(), None), NOW_MS).await.unwrap_err();
+    assert_eq!(err.name(), "LockLost", "{err}");
+    assert_eq!(lambda.writes().len(), writes);
+    assert_eq!(lambda.alias(FN, "live").unwrap().additional, None);
 }
