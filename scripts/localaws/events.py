@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from moto.events.models import Rule
 from moto.events.utils import EventTemplateParser
 
-from . import clock, iam
+from . import clock, iam, redrive
 
 log = logging.getLogger("localaws.events")
 
@@ -221,6 +221,11 @@ def _emit_status(execution) -> None:
             "error": execution.error,
             "cause": execution.cause,
         }
+        # "the detail section in the event data provides the same information as the DescribeExecution API"
+        # (Step Functions Developer Guide, cw-events): its redrive members too (redrive.py).
+        redriven = redrive.redrive_fields(execution)
+        redriven["redriveDate"] = _epoch_ms(redriven.get("redriveDate"))
+        detail.update(redriven)
         events_backends[execution.account_id][execution.region_name].put_events(
             [
                 {

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from . import cbor, clock, cloudformation, codebuild, events, iam, protocol, stepfunctions, telemetry
+from . import cbor, clock, cloudformation, codebuild, events, iam, protocol, redrive, stepfunctions, telemetry
 from .code import CodeStore
 from .faults import FaultError, FaultRegistry
 from .lambda_api import ApiError, LambdaService
@@ -370,6 +370,7 @@ def serve(port: int, state_dir: Path, region: str, update_delay: float, metric_l
     iam.install_state_machine_credentials()
     iam.install_policy_version_default()
     stepfunctions.install()
+    redrive.install()
     clock.install_step_functions()
     codebuild.install(endpoint)
     cloudformation.install(lambda_service)
