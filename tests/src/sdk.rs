@@ -121,3 +121,18 @@ pub fn percent_decoded(s: &str) -> String {
     }
     String::from_utf8(out).expect("UTF-8")
 }
+
+/// `function`'s answer through its `live` alias to `{"echo": "hello"}` (the fixture's answer names its
+/// variant); a function error fails the test.
+pub async fn invoke_alias(lambda: &aws_sdk_lambda::Client, function: &str) -> serde_json::Value {
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .qualifier("live")
+        .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::json!({"echo": "hello"}).to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.function_error(), None);
+    serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap()
+}

@@ -1932,7 +1932,8 @@ async fn redrive_continues_a_failed_execution_from_its_failed_state_and_refuses_
         .unwrap()
         .to_millis()
         .unwrap();
-    assert_eq!(echoed_ms, start_ms, "$$.Execution.StartTime is the first run's start: {start_time}");
+    // (DescribeExecution's startDate travels as float seconds: 1 ms of rounding either way)
+    assert!((echoed_ms - start_ms).abs() <= 1, "$$.Execution.StartTime is the first run's start: {start_time}");
 
     // ... the history goes on after the failure: ExecutionRedriven, then only the Task again
     let events = history(&aws, &arn).await;
@@ -1996,9 +1997,16 @@ async fn redrive_continues_a_failed_execution_from_its_failed_state_and_refuses_
     aws.sfn.stop_execution().execution_arn(held).send().await.unwrap();
     let (status, _) = wait::execution_done(&aws.sfn, held, Duration::from_secs(30)).await;
     assert_eq!(status, "ABORTED");
-    aws.sfn.redrive_execution().execution_arn(held).send().await.expect("an ABORTED execution is redriven");
+    let token = unique("token");
+    let once = aws.sfn.redrive_execution().execution_arn(held).client_token(&token).send().await;
+    let once = once.expect("an ABORTED execution is redriven");
     let d = aws.sfn.describe_execution().execution_arn(held).send().await.unwrap();
     assert_eq!((d.status(), d.redrive_count()), (&ExecutionStatus::Running, Some(1)), "{d:?}");
+    // ... the same client token again gets the same answer, and redrives nothing
+    let again = aws.sfn.redrive_execution().execution_arn(held).client_token(&token).send().await.unwrap();
+    assert_eq!(again.redrive_date(), once.redrive_date());
+    let d = aws.sfn.describe_execution().execution_arn(held).send().await.unwrap();
+    assert_eq!(d.redrive_count(), Some(1), "{d:?}");
     let msg = not_redrivable("redriven, RUNNING", aws.sfn.redrive_execution().execution_arn(held).send().await);
     assert!(msg.contains("RUNNING"), "{msg}");
     let types: Vec<String> = history(&aws, held).await.iter().map(|e| e.r#type().as_str().to_string()).collect();
@@ -2010,6 +2018,38 @@ async fn redrive_continues_a_failed_execution_from_its_failed_state_and_refuses_
     aws.sfn.stop_execution().execution_arn(held).send().await.unwrap();
     let (status, _) = wait::execution_done(&aws.sfn, held, Duration::from_secs(30)).await;
     assert_eq!(status, "ABORTED");
+
+    // AND a TIMED_OUT one is redriven with the state machine's TimeoutSeconds started again from 0
+    let d = run_to_end(
+        &aws,
+        json!({"TimeoutSeconds": 1, "StartAt": "Slow", "States": {"Slow": {"Type": "Wait", "Seconds": 5, "End": true}}}),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(d.status(), &ExecutionStatus::TimedOut, "{d:?}");
+    aws.sfn.redrive_execution().execution_arn(d.execution_arn()).send().await.expect("TIMED_OUT is redrivable");
+    let (status, _) = wait::execution_done(&aws.sfn, d.execution_arn(), Duration::from_secs(30)).await;
+    assert_eq!(status, "TIMED_OUT");
+    let events = history(&aws, d.execution_arn()).await;
+    let at =
+        |t: HistoryEventType| events.iter().rev().find(|e| e.r#type() == &t).unwrap().timestamp().to_millis().unwrap();
+    let rerun_ms = at(HistoryEventType::ExecutionTimedOut) - at(HistoryEventType::ExecutionRedriven);
+    assert!(rerun_ms >= 1000, "the redriven run had its own 1 s before timing out, not {rerun_ms} ms");
+
+    // AND an EXPRESS state machine's execution is not redriven
+    let express = aws
+        .sfn
+        .create_state_machine()
+        .name(unique("express"))
+        .r#type(aws_sdk_sfn::types::StateMachineType::Express)
+        .definition(json!({"StartAt": "No", "States": {"No": {"Type": "Fail", "Error": "E"}}}).to_string())
+        .role_arn(&aws.role)
+        .send()
+        .await
+        .unwrap();
+    let x = aws.sfn.start_execution().state_machine_arn(express.state_machine_arn()).send().await.unwrap();
+    let msg = not_redrivable("EXPRESS", aws.sfn.redrive_execution().execution_arn(x.execution_arn()).send().await);
+    assert!(msg.contains("not supported by EXPRESS state machines"), "{msg}");
 
     // AND one whose history reached the quota is not (there is no room for ExecutionRedriven and one more event)
     let d = run_to_end(

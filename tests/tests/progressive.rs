@@ -494,28 +494,42 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     assert!(exec.cause.contains("wrong model uploaded"), "{}", exec.cause);
     assert_eq!(env.alias(&t).await, (v2.clone(), None));
 
-    // rollback --to mid-flight: the running canary is aborted, then the alias goes to the version asked for
+    // rollback mid-flight: the running canary is told to roll back, and the alias returns once to the version
+    // that served before it (v2), not one further back
     let (_, name) = env.push(&t, "v4", &[]).await;
     env.until_weighted(&t).await;
+    // ... a version named meanwhile would race the canary's own rollback: refused, nothing moves
     let (ok, out) = run_deployctl(&readme::deployctl_args(
         "rollback",
         &f,
         &[("--to", &v1), ("--reason", "back to the first model")],
     ))
     .await;
-    assert!(ok, "{out}");
-    assert!(out.contains("abort sent"), "{out}");
+    assert!(!ok && out.contains("Roll back without a version"), "{out}");
+    assert!(env.alias(&t).await.1.is_some(), "the canary is still weighted");
+    let (ok, out) = run_deployctl(&readme::deployctl_args("rollback", &f, &[("--reason", "v4 looks wrong")])).await;
+    assert!(ok && out.contains("told to roll back"), "{out}");
     let exec = env.wait(&name).await;
     assert_eq!(exec.error, "Aborted", "{exec:?}");
-    assert_eq!(env.alias(&t).await, (v1.clone(), None));
+    assert!(exec.cause.contains("v4 looks wrong"), "{}", exec.cause);
+    assert_eq!(env.alias(&t).await, (v2.clone(), None));
+    // ... and the same as raw input (`{"action": "rollback", ...}`, as the README writes it) during a bake
+    let (_, name) = env.push(&t, "v5", &[]).await;
+    env.until_weighted(&t).await;
+    let sent = env.start_as_the_readme_says(&readme::execution_input("rollback", &f, "from the console")).await;
+    assert_eq!(sent.status, "SUCCEEDED", "{sent:?}");
+    let exec = env.wait(&name).await;
+    assert_eq!(exec.error, "Aborted", "{exec:?}");
+    assert_eq!(env.alias(&t).await, (v2.clone(), None));
+    assert!(env.ledger.holder(&t.function).await.unwrap().is_none());
 
     // the same by hand, as the README writes it: `aws stepfunctions start-execution ... --input '{"action":"promote",...}'`
-    let (_, name) = env.push(&t, "v5", &[]).await;
-    let (v5, _) = env.until_weighted(&t).await;
+    let (_, name) = env.push(&t, "v6", &[]).await;
+    let (v6, _) = env.until_weighted(&t).await;
     let sent = env.start_as_the_readme_says(&readme::execution_input("promote", &f, "from the console")).await;
     assert_eq!((sent.status.as_str(), sent.output["execution"].as_str()), ("SUCCEEDED", Some(name.as_str())));
     assert_eq!(env.wait(&name).await.status, "SUCCEEDED");
-    assert_eq!(env.alias(&t).await, (v5.clone(), None));
+    assert_eq!(env.alias(&t).await, (v6.clone(), None));
     let seen = traffic.stop().await;
     assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
     // with nothing running, the command is refused and nothing is recorded
@@ -527,14 +541,99 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     let (ok, out) = run_deployctl(&readme::deployctl_args("history", &f, &[])).await;
     assert!(ok && out.contains(&name) && out.contains("deployed") && out.contains("operator"), "{out}");
     // the README's `deployctl deploy <fn> --tag T`, for the image already live: it converges, nothing moves
-    let tag = format!("{f}-v5");
+    let tag = format!("{f}-v6");
     let (ok, out) = run_deployctl(&readme::deployctl_args("deploy", &f, &[("--tag", &tag)])).await;
     assert!(ok, "{out}");
-    assert_eq!(env.alias(&t).await, (v5, None));
+    assert_eq!(env.alias(&t).await, (v6, None));
 
     // unknown functions get a clear error
     let (ok, out) = run_deployctl(&readme::deployctl_args("promote", "e2e-no-such-function", &[])).await;
     assert!(!ok && out.contains("no deployment of e2e-no-such-function is running"), "{out}");
+}
+
+/// The record of `execution` for `t`, once it is there.
+async fn record_of(env: &Env, t: &TargetSpec, execution: &str) -> deployer_core::plan::DeploymentRecord {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let records = env.ledger.history(&t.function, 50).await.unwrap();
+        if let Some(r) = records.into_iter().find(|r| r.execution == execution) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no record of {execution}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_pushes_during_a_canary_bake_end_with_the_newest_live_and_the_others_superseded() {
+    // GIVEN a canary of v2 baking (a bake longer than the test: an operator's promote ends it)
+    let env = env().await;
+    let (sqs, notes) = notifications_queue().await;
+    let t = env.target(json!({"type": "canary", "percent": 20, "bakeSeconds": 600}), gates(json!({}))).await;
+    let f = t.function.to_string();
+    env.first_version(&t).await;
+    let traffic = env.traffic(&t);
+    let (_, running) = env.push(&t, "v2", &[]).await;
+    let (v2, _) = env.until_weighted(&t).await;
+
+    // WHEN three more images are pushed while it bakes (in three different seconds)
+    let mut pushes = Vec::new();
+    for label in ["v3", "v4", "v5"] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        pushes.push(env.push(&t, label, &[]).await);
+    }
+    let [(_, name3), (d4, name4), (d5, name5)] = <[_; 3]>::try_from(pushes).unwrap();
+
+    // THEN each push's execution ends at once, queued behind the canary, which keeps baking
+    for name in [&name3, &name4, &name5] {
+        let exec = env.wait(name).await;
+        assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+        assert_eq!(exec.output["queued"]["behind"], running.as_str(), "{exec:?}");
+    }
+    assert_eq!(env.alias(&t).await.1.as_ref().map(|(v, _)| v.as_str()), Some(v2.as_str()));
+    // ... v3 and v4, each replaced by the next push, are recorded superseded naming their replacement
+    let r3 = record_of(&env, &t, &name3).await;
+    assert_eq!(r3.outcome, Outcome::Superseded, "{r3:?}");
+    assert!(r3.cause.as_deref().unwrap_or_default().contains(&d4), "{r3:?}");
+    let r4 = record_of(&env, &t, &name4).await;
+    assert_eq!(r4.outcome, Outcome::Superseded, "{r4:?}");
+    assert!(r4.cause.as_deref().unwrap_or_default().contains(&d5), "{r4:?}");
+    assert_eq!(record_of(&env, &t, &name5).await.outcome, Outcome::Queued);
+    // ... and the operator sees the running deployment and the image waiting
+    let (ok, status) = run_deployctl(&readme::deployctl_args("status", &f, &[])).await;
+    assert!(ok && status.contains(&format!("running: {running}")), "{status}");
+    assert!(status.contains(&format!("pending: {d5}")) && status.contains(&name5), "{status}");
+
+    // WHEN the canary completes (promoted)
+    let (ok, out) = run_deployctl(&readme::deployctl_args("promote", &f, &[("--reason", "looks fine")])).await;
+    assert!(ok, "{out}");
+    assert_eq!(env.wait(&running).await.status, "SUCCEEDED");
+
+    // THEN the newest push, v5, deploys straight away from the queue (its own canary, promoted too)
+    let next = format!("{name5}_2");
+    let (v5, _) = env.until_weighted(&t).await;
+    assert_ne!(v5, v2);
+    let (ok, out) = run_deployctl(&readme::deployctl_args("promote", &f, &[("--reason", "v5 fine too")])).await;
+    assert!(ok && out.contains(&next), "{out}");
+    let exec = env.wait(&next).await;
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    assert_eq!(env.alias(&t).await, (v5.clone(), None));
+    assert_eq!(sdk::invoke_alias(&env.lambda, &f).await["variant"], format!("{f}-v5"));
+    let r5 = record_of(&env, &t, &next).await;
+    assert_eq!((r5.outcome, r5.image_digest.map(|d| d.to_string())), (Outcome::Deployed, Some(d5.clone())));
+    assert_eq!(r5.version_before.as_deref(), Some(v2.as_str()));
+    assert!(env.ledger.lock_state(&t.function).await.unwrap().is_none(), "the lock is free, nothing waits");
+    // ... v3 and v4 never ran a step of their own
+    for name in [&name3, &name4] {
+        assert!(!env.states(name).await.iter().any(|s| s == "Update Function"), "{name} updated the function");
+    }
+    // ... the history shows it all, and a line went out when v5's deployment started from the queue
+    let (ok, history) = run_deployctl(&readme::deployctl_args("history", &f, &[])).await;
+    assert!(ok && history.contains("queued") && history.contains("superseded"), "{history}");
+    let lines = notifications(&sqs, &notes, &next).await;
+    assert!(lines.iter().any(|l| l.contains("started from the queue")), "{lines:?}");
+    let seen = traffic.stop().await;
+    assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
 }
 
 #[tokio::test]
@@ -546,6 +645,9 @@ async fn a_canary_stopped_from_the_console_goes_back_to_one_version_and_frees_th
     let traffic = env.traffic(&t);
     let (_, name) = env.push(&t, "v2", &[]).await;
     let (v2, _) = env.until_weighted(&t).await;
+    // ... and v3, pushed meanwhile, waiting behind it
+    let (d3, name3) = env.push(&t, "v3", &[]).await;
+    assert_eq!(env.wait(&name3).await.output["queued"]["behind"], name.as_str());
 
     // WHEN an operator stops the execution (the console's "Stop execution": StopExecution, no deployctl)
     let arn = env.stack.execution_arn(&name);
@@ -569,6 +671,25 @@ async fn a_canary_stopped_from_the_console_goes_back_to_one_version_and_frees_th
         cause.contains(&format!("20% of alias live's traffic to version {v2}; all of it is back on version {v1}")),
         "{cause}"
     );
+    // AND the lock went straight to v3's deployment, which starts its own canary from v1
+    let next = format!("{name3}_2");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lock = env.ledger.lock_state(&t.function).await.unwrap();
+        if lock.as_ref().is_some_and(|l| l.owner == next) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lock never reached {next}: {lock:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (v3, _) = env.until_weighted(&t).await;
+    assert_eq!(env.alias(&t).await.0, v1);
+    let (ok, out) = run_deployctl(&readme::deployctl_args("promote", t.function.as_str(), &[])).await;
+    assert!(ok, "{out}");
+    assert_eq!(env.wait(&next).await.status, "SUCCEEDED");
+    assert_eq!(env.alias(&t).await, (v3, None));
+    let r3 = record_of(&env, &t, &next).await;
+    assert_eq!(r3.image_digest.map(|d| d.to_string()), Some(d3));
     assert_eq!(env.ledger.holder(&t.function).await.unwrap(), None);
     let seen = traffic.stop().await;
     assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::error::ProvideErrorMetadata;
-use aws_sdk_lambda::primitives::Blob;
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::plan::DeploymentRecord;
 use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
@@ -291,17 +290,7 @@ impl Env {
     }
 
     async fn invoke_alias(&self, t: &TargetSpec) -> Value {
-        let out = self
-            .lambda
-            .invoke()
-            .function_name(t.function.as_str())
-            .qualifier("live")
-            .payload(Blob::new(json!({"echo": "hello"}).to_string()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.function_error(), None);
-        serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap()
+        sdk::invoke_alias(&self.lambda, t.function.as_str()).await
     }
 
     /// The function's deployment lock is free: a probe takes it, then gives it back.
@@ -413,44 +402,51 @@ async fn two_pushes_close_together_deploy_one_at_a_time_and_the_last_one_pushed_
     let Pair { tag2: _, tag3, digest2, digest3, gap } = env.push_two(&t, true).await;
     let (name2, name3) = (push_execution(&f, &digest2), push_execution(&f, &digest3));
     let (exec2, exec3) = tokio::join!(env.wait(&name2), env.wait(&name3));
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    let served = watcher.await.unwrap();
 
     // THEN two executions, both SUCCEEDED
     assert_eq!(exec2.status, "SUCCEEDED", "{exec2:?}");
     assert_eq!(exec3.status, "SUCCEEDED", "{exec3:?}");
 
-    // ... that never held the function at the same time: the second one's Prepare only got through once
-    // the first one had reached Finish, and it waited (retried on Locked, or started after that Finish).
-    let (steps2, steps3) = (env.steps(&name2).await, env.steps(&name3).await);
-    let prepared = |steps: &[Step], name: &str| step(steps, "Prepare", name).exited_ms.expect("Prepare ended");
-    let ((first, first_steps), (second, second_steps)) = if prepared(&steps2, &name2) <= prepared(&steps3, &name3) {
-        ((&name2, &steps2), (&name3, &steps3))
-    } else {
-        ((&name3, &steps3), (&name2, &steps2))
+    // ... that never held the function at the same time: the one that came second found the first holding
+    // the lock and waited in its queue (it ended at once, recorded queued), and its image's deployment started
+    // under its own attempt name only once the first had reached Finish, which handed it the lock.
+    let (queued2, queued3) = (!exec2.output["queued"].is_null(), !exec3.output["queued"].is_null());
+    assert!(!(queued2 && queued3), "both were queued: {exec2:?} {exec3:?}");
+    let (first, second) = if queued2 { (&name3, &name2) } else { (&name2, &name3) };
+    let behind = if queued2 { &exec2.output } else { &exec3.output };
+    let first_finish = step(&env.steps(first).await, "Finish", first).clone();
+    let deployed_by = |name: &String| {
+        if (name == &name2 && queued2) || (name == &name3 && queued3) {
+            format!("{name}_2")
+        } else {
+            name.clone()
+        }
     };
-    let first_finish = step(first_steps, "Finish", first);
-    let second_prepare = step(second_steps, "Prepare", second);
-    assert!(
-        second_prepare.exited_ms.unwrap() >= first_finish.entered_ms,
-        "{second} got through Prepare at {:?}, before {first} reached Finish at {} (it holds the lock until \
-         then):\n{first}: {first_steps:?}\n{second}: {second_steps:?}",
-        second_prepare.exited_ms,
-        first_finish.entered_ms
-    );
-    let waited_on_lock = second_prepare.errors.iter().any(|e| e == "Locked");
-    let started_after = first_finish.exited_ms.is_some_and(|done| second_prepare.entered_ms >= done);
-    assert!(
-        waited_on_lock || started_after,
-        "{second} neither retried Prepare on Locked nor started after {first}'s Finish:\n{first}: \
-         {first_steps:?}\n{second}: {second_steps:?}"
-    );
+    if queued2 || queued3 {
+        assert_eq!(behind["queued"]["behind"], first.as_str(), "{behind}");
+        let next = format!("{second}_2");
+        let exec = env.wait(&next).await;
+        assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+        let next_prepare = step(&env.steps(&next).await, "Prepare", &next).clone();
+        assert!(
+            next_prepare.entered_ms >= first_finish.entered_ms,
+            "{next} entered Prepare at {}, before {first} reached Finish at {}",
+            next_prepare.entered_ms,
+            first_finish.entered_ms
+        );
+    } else {
+        // Far enough apart that the first was done before the second's Prepare: it simply ran after it.
+        let second_prepare = step(&env.steps(second).await, "Prepare", second).clone();
+        assert!(first_finish.exited_ms.is_some_and(|done| second_prepare.entered_ms >= done), "{second_prepare:?}");
+    }
+    let elapsed = started.elapsed();
     println!(
-        "v2 and v3 pushed {gap:?} apart; {first} went first; {second} retried Prepare on {:?}; both done {elapsed:?} \
-         after the first push",
-        second_prepare.errors
+        "v2 and v3 pushed {gap:?} apart; {first} went first; {second} was {}; all done {elapsed:?} after the first push",
+        if queued2 || queued3 { "queued behind it" } else { "started after it" }
     );
+
+    stop.store(true, Ordering::SeqCst);
+    let served = watcher.await.unwrap();
 
     // ... and the alias ends on the image pushed last, v3, and never served v2 after v3.
     let (live, _) = env.alias(&t).await;
@@ -467,7 +463,7 @@ async fn two_pushes_close_together_deploy_one_at_a_time_and_the_last_one_pushed_
     );
 
     // The records agree: v3 deployed the live version; v2 deployed an earlier one, or was superseded.
-    let (r2, r3) = (env.record_of(&t, &name2).await, env.record_of(&t, &name3).await);
+    let (r2, r3) = (env.record_of(&t, &deployed_by(&name2)).await, env.record_of(&t, &deployed_by(&name3)).await);
     assert_eq!(summary(&r3).1, "deployed", "{r3:?}");
     assert_eq!(r3.version_after.as_deref(), Some(live.as_str()), "{r3:?}");
     match summary(&r2).1.as_str() {
@@ -475,7 +471,10 @@ async fn two_pushes_close_together_deploy_one_at_a_time_and_the_last_one_pushed_
             let (v2, v3): (u64, u64) = (r2.version_after.as_ref().unwrap().parse().unwrap(), live.parse().unwrap());
             assert!(v2 < v3 && r2.finished_at_ms <= r3.finished_at_ms, "v2 went live after v3: {r2:?} {r3:?}");
         }
-        "superseded" => assert_eq!(exec2.output["supersededBy"], digest3.as_str(), "{exec2:?}"),
+        "superseded" => {
+            let exec = env.wait(&deployed_by(&name2)).await;
+            assert_eq!(exec.output["supersededBy"], digest3.as_str(), "{exec:?}")
+        }
         other => panic!("v2's deployment ended {other}: {r2:?}"),
     }
     env.assert_lock_free(&t, "v2's and v3's deployments").await;
