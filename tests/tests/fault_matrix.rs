@@ -39,9 +39,10 @@ enum Expect {
     New,
     /// Failed: v1 serves, the execution FAILED with this error and is recorded with this outcome.
     Old { error: &'static str, outcome: &'static str },
-    /// v2 went live but Finish could not record it or free the lock: the execution FAILED `NotRecorded`, and the
-    /// status-change handler recorded it `abandoned`, serving v2, and freed the lock.
-    NotRecorded,
+    /// v2 went live but Finish could not record it or free the lock: the execution FAILED in Finish with this
+    /// error (a redrive reruns it), and the status-change handler recorded it `abandoned`, serving v2, and
+    /// freed the lock.
+    NotRecorded { error: &'static str },
     /// The push's trigger failed every attempt: no execution, v1 serves, the trigger's log names the error.
     NotStarted { error: &'static str },
 }
@@ -67,6 +68,10 @@ struct Cell {
     /// The faults are on the function's first deployment (CreateFunction, CreateAlias): that one is the
     /// cell's "v2", over nothing; "v1 serves" then means no alias exists.
     first: bool,
+    /// v2 is pushed while another deployment holds the function's lock: it waits in the queue, and when that
+    /// deployment ends (its status-change event, sent to Finish as EventBridge does) the lock is handed to
+    /// v2's next attempt, which deploys it. The faults hit the queue's writes.
+    queued: bool,
     expect: Expect,
 }
 
@@ -81,6 +86,7 @@ impl Cell {
             retried_by_sfn: false,
             untagged: false,
             first: false,
+            queued: false,
             expect,
         }
     }
@@ -96,7 +102,7 @@ const LAMBDA_CALLS: &[(&str, bool)] = &[
     ("UpdateAlias", true),
 ];
 /// The deployer's own state (targets, locks, records).
-const DYNAMODB_CALLS: &[&str] = &["GetItem", "PutItem", "Query", "DeleteItem"];
+const DYNAMODB_CALLS: &[&str] = &["GetItem", "PutItem", "UpdateItem", "Query", "DeleteItem"];
 /// The step Lambdas every deployment runs, as Step Functions invokes them (a crashed or unavailable step).
 /// Provision, Acceptance Test, Shift Traffic and Check Health run only when the spec asks for them: their
 /// crashes are in tests/progressive.rs. Roll Back and Finish have cells of their own below.
@@ -184,17 +190,18 @@ fn cells() -> Vec<Cell> {
         vec![with_count(&f, PERSISTENT)],
         Expect::Old { error: "Throttled", outcome: "rejected" },
     ));
-    // The ledger's writes: the lock (Prepare's PutItem), the record (Finish's), the release (Finish's DeleteItem).
-    let lock = json!({"service": "dynamodb", "operation": "PutItem", "error": "ThrottlingException", "status": 400, "by": "prepare"});
+    // The ledger's writes: the lock (Prepare's UpdateItem), the record (Finish's PutItem), the release
+    // (Finish's DeleteItem); the queue's are below.
+    let lock = json!({"service": "dynamodb", "operation": "UpdateItem", "error": "ThrottlingException", "status": 400, "by": "prepare"});
     let mut c = Cell::new(
-        format!("dynamodb PutItem(lock) Throttling x{PAST_SDK}"),
+        format!("dynamodb UpdateItem(lock) Throttling x{PAST_SDK}"),
         vec![with_count(&lock, PAST_SDK)],
         Expect::New,
     );
     c.retried_by_sfn = true;
     out.push(c);
     out.push(Cell::new(
-        format!("dynamodb PutItem(lock) Throttling x{PERSISTENT}"),
+        format!("dynamodb UpdateItem(lock) Throttling x{PERSISTENT}"),
         vec![with_count(&lock, PERSISTENT)],
         Expect::Old { error: "Throttled", outcome: "rejected" },
     ));
@@ -209,7 +216,7 @@ fn cells() -> Vec<Cell> {
     out.push(Cell::new(
         format!("dynamodb PutItem(record) InternalServerError x{PERSISTENT}"),
         vec![with_count(&record, PERSISTENT)],
-        Expect::NotRecorded,
+        Expect::NotRecorded { error: "AwsUnavailable" },
     ));
     let release = json!({"service": "dynamodb", "operation": "DeleteItem", "error": "ThrottlingException", "status": 400, "by": "finish"});
     let mut c = Cell::new(
@@ -280,8 +287,40 @@ fn cells() -> Vec<Cell> {
     out.push(Cell::new(
         format!("step finish crashes x{PERSISTENT}"),
         vec![with_count(&finish, PERSISTENT)],
-        Expect::NotRecorded,
+        Expect::NotRecorded { error: "Lambda.ServiceException" },
     ));
+    // The queue's writes: Prepare queues v2 behind the running deployment (UpdateItem on the lock item, after
+    // the acquire's UpdateItem failed its condition); Finish hands the lock over (UpdateItem) and starts v2's
+    // next attempt (StartExecution).
+    let queue = json!({"service": "dynamodb", "operation": "UpdateItem", "error": "ThrottlingException", "status": 400, "by": "prepare", "queue": ":pending"});
+    for (count, expect) in [
+        (TRANSIENT, Expect::New),
+        (PAST_SDK, Expect::New),
+        (PERSISTENT, Expect::Old { error: "Throttled", outcome: "rejected" }),
+    ] {
+        let mut c = Cell::new(
+            format!("queue: dynamodb UpdateItem(queue) Throttling x{count}"),
+            vec![with_count(&queue, count)],
+            expect,
+        );
+        (c.queued, c.retried_by_sfn) = (true, count == PAST_SDK);
+        out.push(c);
+    }
+    for (service, op, error) in
+        [("dynamodb", "UpdateItem", "ThrottlingException"), ("states", "StartExecution", "ThrottlingException")]
+    {
+        let mut f = json!({"service": service, "operation": op, "error": error, "status": 400, "by": "finish"});
+        if op == "UpdateItem" {
+            f["queue"] = json!(":image");
+        }
+        let mut c = Cell::new(
+            format!("queue: hand-over {service} {op} {error} x{TRANSIENT}"),
+            vec![with_count(&f, TRANSIENT)],
+            Expect::New,
+        );
+        c.queued = true;
+        out.push(c);
+    }
     // The first deployment of a function creates it and its alias.
     for op in ["CreateFunction", "CreateAlias"] {
         for (error, count, expect) in [
@@ -420,6 +459,11 @@ fn aimed(env: &Env, cell: &Cell, function: &str, v2: &str) -> Result<Vec<Value>,
         if f["record"] == true {
             matches.push(json!(r#"{"S":"deployed"}"#));
         }
+        // The queue's own UpdateItems: queueing an image (its `:pending` value) and handing the lock over
+        // (its `:image` value); the lock's acquire has neither.
+        if let Some(part) = f["queue"].as_str() {
+            matches.push(json!(part));
+        }
         if let Some(by) = f["by"].as_str() {
             let role = env.roles.iter().find(|(_, f)| f.as_str() == by).map(|(r, _)| r.clone());
             f["caller"] = json!(role.ok_or_else(|| format!("no stack role runs {by}: {:?}", env.roles))?);
@@ -428,7 +472,7 @@ fn aimed(env: &Env, cell: &Cell, function: &str, v2: &str) -> Result<Vec<Value>,
             // A Scan names only the table.
             matches = vec![json!(env.stack.targets_table)];
         }
-        for k in ["target", "step", "digest", "record", "by"] {
+        for k in ["target", "step", "digest", "record", "by", "queue"] {
             f.as_object_mut().unwrap().remove(k);
         }
         f["match"] = json!(matches);
@@ -493,7 +537,16 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
     } else {
         unique("fm-v2")
     };
-    let exec = match cell.expect {
+    // A queued cell: a stand-in deployment holds the lock while v2's execution runs (and queues v2).
+    let holder = format!("{execution}-holder");
+    if cell.queued {
+        let now = deployer_core::steps::now_ms() as i64;
+        match env.ledger.acquire(&fname, &holder, now, now + 600_000).await {
+            Ok(LockOutcome::Acquired) => {}
+            other => return Err(format!("the stand-in holder could not take the lock: {other:?}")),
+        }
+    }
+    let mut exec = match cell.expect {
         Expect::NotStarted { .. } => {
             settle(&armed).await;
             None
@@ -501,6 +554,31 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
         _ if cell.pushed => Some(started_by_push(env, &execution).await?),
         _ => Some(deploy(env, &function, repository, &v2, &execution).await),
     };
+    let first_execution = execution.clone();
+    let mut execution = execution;
+    if cell.queued {
+        let queued = exec.as_ref().is_some_and(|e| !e.output["queued"].is_null());
+        // The stand-in deployment ends (stopped): its status-change event reaches Finish, which hands the lock
+        // to v2's next attempt if v2 waits, else frees it.
+        holder_ended(env, &holder, &function).await?;
+        if queued {
+            let next = format!("{execution}_2");
+            exec = Some(started_by_push(env, &next).await?);
+            // What follows checks the attempt that deployed; the queued one's record says `queued`.
+            match env
+                .ledger
+                .history(&fname, 10)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .find(|r| r.execution == execution)
+            {
+                Some(r) if r.outcome == deployer_core::plan::Outcome::Queued => {}
+                other => return Err(format!("the queued execution {execution} is recorded {other:?}")),
+            }
+            execution = next;
+        }
+    }
     let mut fired = 0;
     for id in &armed {
         fired += faults::fired(*id).await;
@@ -516,7 +594,7 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
 
     // Invariant 1: the alias serves a published version that passed its smoke test, the one expected (after a
     // failed first deployment: no alias, so nothing serves a version no test passed).
-    let serves_new = matches!(cell.expect, Expect::New | Expect::NotRecorded);
+    let serves_new = matches!(cell.expect, Expect::New | Expect::NotRecorded { .. });
     let alias = env.lambda.get_alias().function_name(&function).name("live").send().await;
     let mut version = String::new();
     match alias {
@@ -545,7 +623,7 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
     let (want_status, want_error) = match cell.expect {
         Expect::New => ("SUCCEEDED", ""),
         Expect::Old { error, .. } => ("FAILED", error),
-        Expect::NotRecorded => ("FAILED", "NotRecorded"),
+        Expect::NotRecorded { error } => ("FAILED", error),
         Expect::NotStarted { .. } => ("", ""),
     };
     match &exec {
@@ -569,7 +647,7 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
         }
     }
     if cell.retried_by_sfn {
-        let arn = env.stack.execution_arn(&execution);
+        let arn = env.stack.execution_arn(&first_execution);
         let history = env.sfn.get_execution_history().execution_arn(&arn).max_results(1000).send().await;
         let failed_tasks = history
             .map(|h| h.events().iter().filter(|e| e.r#type().as_str() == "TaskFailed").count())
@@ -580,7 +658,8 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
     }
 
     // Invariant 3: the lock is released (for NotRecorded, by the status-change handler: give it time).
-    let patience = if cell.expect == Expect::NotRecorded { Duration::from_secs(60) } else { Duration::ZERO };
+    let patience =
+        if matches!(cell.expect, Expect::NotRecorded { .. }) { Duration::from_secs(60) } else { Duration::ZERO };
     let deadline = Instant::now() + patience;
     loop {
         match env.ledger.acquire(&fname, "matrix-probe", deployer_core::steps::now_ms() as i64, 1).await {
@@ -649,7 +728,7 @@ fn record_problems(
     let want_outcome = match expect {
         Expect::New => "deployed",
         Expect::Old { outcome, .. } => outcome,
-        Expect::NotRecorded => "abandoned",
+        Expect::NotRecorded { .. } => "abandoned",
         Expect::NotStarted { .. } => "",
     };
     if outcome != want_outcome {
@@ -658,7 +737,7 @@ fn record_problems(
     if r.image_digest.as_ref().map(|d| d.to_string()).as_deref() != Some(v2) {
         problems.push(format!("record names image {:?}, not v2", r.image_digest));
     }
-    let live = matches!(expect, Expect::New | Expect::NotRecorded);
+    let live = matches!(expect, Expect::New | Expect::NotRecorded { .. });
     if live && r.version_after.as_deref() != Some(version) {
         problems.push(format!("record says version {:?} serves, the alias is on {version}", r.version_after));
     }
@@ -694,6 +773,40 @@ async fn started_by_push(env: &Env, name: &str) -> Result<stack::Execution, Stri
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(stack::finished(&env.sfn, &arn, Duration::from_secs(300)).await)
+}
+
+/// The stand-in deployment `holder` of `function` ended: its status-change event, sent to Finish as the
+/// stack's ExecutionEnded rule sends it (an asynchronous invocation, which Lambda retries on failure); then
+/// wait until the lock is no longer the holder's.
+async fn holder_ended(env: &Env, holder: &str, function: &str) -> Result<(), String> {
+    let input = json!({"action": "deploy", "target": function, "repository": REPO, "imageDigest": env.images.v1});
+    let event = json!({
+        "version": "0", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+        "detail": {"executionArn": env.stack.execution_arn(holder), "stateMachineArn": env.stack.state_machine_arn,
+                   "name": holder, "status": "ABORTED", "input": input.to_string(),
+                   "startDate": deployer_core::steps::now_ms() as i64 - 60_000,
+                   "stopDate": deployer_core::steps::now_ms() as i64, "error": null, "cause": "stopped"}
+    });
+    env.lambda
+        .invoke()
+        .function_name(format!("{STACK}-finish"))
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .map_err(|e| format!("sending the holder's status-change event: {e:?}"))?;
+    let fname = FunctionName::parse(function).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let lock = env.ledger.lock_state(&fname).await.map_err(|e| e.to_string())?;
+        if lock.as_ref().is_none_or(|l| l.owner != holder) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the lock is still the stand-in holder's 120 s after it ended: {lock:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Wait until the armed faults stop firing: the trigger and Lambda's retries of it have given up.

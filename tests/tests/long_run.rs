@@ -179,6 +179,10 @@ async fn a_deployment_of_hours_holds_its_lock_throughout_and_ends_inside_its_bud
     // Watch the lock while the deployment runs: every look finds it held by this execution, expiring later.
     let mut looks = Vec::new();
     let real = Instant::now();
+    // A push lands during the acceptance stage (v3): it waits in the queue. Once v2's shift has begun, the
+    // target's spec goes all-at-once without acceptance (the running v2 keeps the spec it started with), so
+    // that v3's own deployment, after v2, is short.
+    let (mut v3_name, mut fast) = (None, false);
     loop {
         let d = sfn.describe_execution().execution_arn(&arn).send().await;
         if let Ok(d) = &d {
@@ -189,7 +193,17 @@ async fn a_deployment_of_hours_holds_its_lock_throughout_and_ends_inside_its_bud
         let now = local_now_ms().await;
         let holder = ledger.holder(&t.function).await.unwrap();
         let weighted = alias(&lambda, &t.function).await.1.is_some();
+        let accepting = holder.as_ref().is_some_and(|(o, _)| *o == name) && !weighted;
         looks.push((now, holder, weighted));
+        if v3_name.is_none() && accepting && looks.len() >= 5 {
+            v3_name = Some(push(&t.function, "v3").await);
+        }
+        if weighted && !fast {
+            let mut quick = t.clone();
+            (quick.acceptance, quick.strategy) = (None, spec::Strategy::AllAtOnce);
+            store.put(&quick).await.unwrap();
+            fast = true;
+        }
         assert!(real.elapsed() < Duration::from_secs(1800), "the deployment did not end in 30 minutes");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -208,7 +222,12 @@ async fn a_deployment_of_hours_holds_its_lock_throughout_and_ends_inside_its_bud
     let held: Vec<_> = looks.iter().filter(|(_, h, _)| owner(h).is_some_and(|o| o == name)).collect();
     let first_held = looks.iter().position(|(_, h, _)| owner(h).is_some_and(|o| o == name));
     let from = first_held.expect("the lock was seen held by the deployment");
-    for (now, holder, _) in &looks[from..] {
+    // ... until v2's Finish handed it to v3's deployment (the last looks, as v2 ended).
+    let handed =
+        |h: &Option<(String, i64)>| owner(h).is_some_and(|o| v3_name.as_deref().is_some_and(|v| o.starts_with(v)));
+    let until = looks.iter().position(|(_, h, _)| handed(h)).unwrap_or(looks.len());
+    assert!(looks[until..].iter().all(|(_, h, _)| handed(h)), "the lock went back after the hand-over: {looks:?}");
+    for (now, holder, _) in &looks[from..until] {
         let (o, expires) = holder.clone().unwrap_or_else(|| panic!("the lock was free at {now} mid-deployment"));
         assert_eq!(o, name, "the lock was held by {o} at {now}, not by {name}");
         assert!(expires > *now, "the lock had expired ({expires} <= {now}) while {name} ran");
@@ -229,18 +248,33 @@ async fn a_deployment_of_hours_holds_its_lock_throughout_and_ends_inside_its_bud
         during_acceptance >= 5 && during_shift >= 5,
         "looks: {during_acceptance} in acceptance, {during_shift} in the shift"
     );
-    assert_eq!(ledger.holder(&t.function).await.unwrap(), None, "released at the end");
 
     // The history: under the cap, every step shifted.
     let (events, shifts) = history(&sfn, &arn).await;
     assert!(events < HISTORY_LIMIT as usize, "{events} history events");
     assert_eq!(shifts, 9, "nine steps of 10%");
-    let (v2, extra) = alias(&lambda, &t.function).await;
+    let records = ledger.history(&t.function, 20).await.unwrap();
+    let r2 = records.iter().find(|r| r.execution == name).expect("v2's record");
+    assert_eq!(r2.outcome, Outcome::Deployed, "{r2:?}");
+    let v2 = r2.version_after.clone().expect("the version v2 went live as");
     assert_ne!(v2, v1);
-    assert_eq!(extra, None);
     assert!(seen.get(&v2).is_some_and(|(n, _)| *n > 0) && seen.values().all(|(_, e)| *e == 0), "{seen:?}");
-    let r = ledger.history(&t.function, 1).await.unwrap();
-    assert_eq!((r[0].outcome, r[0].version_after.as_deref()), (Outcome::Deployed, Some(v2.as_str())));
+
+    // v3, pushed during the acceptance stage, waited in the queue and deployed after v2, straight away.
+    let v3_name = v3_name.expect("v3 was pushed during the acceptance stage");
+    let queued = stack::finished(&sfn, &stack.execution_arn(&v3_name), Duration::from_secs(60)).await;
+    assert_eq!(queued.output["queued"]["behind"], name.as_str(), "{queued:?}");
+    let next = format!("{v3_name}_2");
+    let done3 = stack::finished(&sfn, &stack.execution_arn(&next), Duration::from_secs(900)).await;
+    assert_eq!(done3.status, "SUCCEEDED", "{done3:?}");
+    let started3 = sfn.describe_execution().execution_arn(stack.execution_arn(&next)).send().await.unwrap();
+    assert!(started3.start_date().secs() >= d.stop_date().unwrap().secs() - 1, "v3 started before v2 ended");
+    let (v3, extra) = alias(&lambda, &t.function).await;
+    assert_eq!(extra, None);
+    assert!(v3.parse::<u64>().unwrap() > v2.parse::<u64>().unwrap(), "v3 ({v3}) is live, after v2 ({v2})");
+    let r3 = ledger.history(&t.function, 1).await.unwrap();
+    assert_eq!((r3[0].execution.as_str(), r3[0].outcome), (next.as_str(), Outcome::Deployed));
+    assert_eq!(ledger.holder(&t.function).await.unwrap(), None, "released at the end");
     deployer_tests::report(
         "long_run",
         &format!(

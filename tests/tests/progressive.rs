@@ -883,3 +883,42 @@ async fn a_canary_to_a_version_with_another_role_moves_all_at_once_and_says_why(
         .expect("Prepare's plan has allAtOnceWhy");
     assert!(why.contains("same execution role") && why.contains(&other), "{why}");
 }
+
+#[tokio::test]
+async fn a_canary_redriven_after_it_was_stopped_refuses_to_act_and_changes_nothing() {
+    // GIVEN a canary of v2 stopped from the console mid-bake: its status-change event put all traffic back on
+    // v1 and freed the lock
+    let env = env().await;
+    let t = env.target(json!({"type": "canary", "percent": 20, "bakeSeconds": 600}), gates(json!({}))).await;
+    let v1 = env.first_version(&t).await;
+    let (_, name) = env.push(&t, "v2", &[]).await;
+    env.until_weighted(&t).await;
+    let arn = env.stack.execution_arn(&name);
+    env.sfn.stop_execution().execution_arn(&arn).cause("stopped from the console").send().await.unwrap();
+    assert_eq!(stack::finished(&env.sfn, &arn, TIMEOUT).await.status, "ABORTED");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.ledger.holder(&t.function).await.unwrap().is_some() || env.alias(&t).await.1.is_some() {
+        assert!(Instant::now() < deadline, "the stopped canary was not settled");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let before = env.lambda.get_alias().function_name(t.function.as_str()).name("live").send().await.unwrap();
+    let versions = env.lambda.list_versions_by_function().function_name(t.function.as_str()).send().await.unwrap();
+
+    // WHEN an operator redrives it
+    env.sfn.redrive_execution().execution_arn(&arn).send().await.expect("an aborted execution is redrivable");
+    let exec = stack::finished(&env.sfn, &arn, TIMEOUT).await;
+
+    // THEN the deployment itself refuses to continue: it no longer holds the lock, so it shifts nothing and
+    // its Roll Back leaves the alias alone, saying why
+    assert_eq!(exec.status, "FAILED", "{exec:?}");
+    assert!(exec.cause.contains("no longer holds"), "{}", exec.cause);
+    let after = env.lambda.get_alias().function_name(t.function.as_str()).name("live").send().await.unwrap();
+    assert_eq!((after.function_version(), after.revision_id()), (Some(v1.as_str()), before.revision_id()));
+    assert!(after.routing_config().is_none_or(|r| r.additional_version_weights().is_none_or(|w| w.is_empty())));
+    let now = env.lambda.list_versions_by_function().function_name(t.function.as_str()).send().await.unwrap();
+    assert_eq!(now.versions().len(), versions.versions().len(), "no version published");
+    assert_eq!(env.ledger.holder(&t.function).await.unwrap(), None, "and it took no lock");
+    let r = record_of(&env, &t, &name).await;
+    assert_eq!(r.outcome, Outcome::RolledBack, "its redrive is on record: {r:?}");
+    assert!(r.cause.unwrap_or_default().contains("Not rolled back"));
+}

@@ -1087,3 +1087,61 @@ async fn a_secret_set_out_of_band_reaches_no_output_record_log_or_notification()
         "no step logged the drift: the search did not look where it should"
     );
 }
+
+/// The stack function `function`'s role name (a fault aimed at its calls names it as the caller).
+async fn role_of(lambda: &aws_sdk_lambda::Client, function: &str) -> String {
+    let cfg = lambda.get_function_configuration().function_name(format!("{STACK}-{function}")).send().await.unwrap();
+    cfg.role().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_deployment_whose_finish_failed_records_its_real_outcome_when_redriven_and_moves_nothing_twice() {
+    // GIVEN v1 live, and the deployments table refusing Finish's write of a `deployed` record for longer than
+    // every retry (an outage of the ledger only)
+    let env = env().await;
+    let (t, _) = env.live_target().await;
+    let record = json!({"service": "dynamodb", "operation": "PutItem", "error": "InternalServerError",
+                        "status": 500, "count": 1000, "caller": role_of(&env.lambda, "finish").await,
+                        "match": [t.function.as_str(), r#"{"S":"deployed"}"#]});
+    let fault = faults::inject(record).await["faults"][0]["id"].as_u64().unwrap();
+
+    // WHEN v2 is pushed
+    let (digest2, exec) = env.push(&t, "v2", &[]).await;
+
+    // THEN v2 went live, but the execution failed in Finish itself (no Catch), naming the ledger's error;
+    // the status-change handler recorded it abandoned (serving v2) and freed the lock
+    let name = push_execution(t.function.as_str(), &digest2);
+    assert_eq!((exec.status.as_str(), exec.error.as_str()), ("FAILED", "AwsUnavailable"), "{exec:?}");
+    let (live, revision) = env.alias(&t).await;
+    assert_eq!(env.digest_of(&t, &live).await, digest2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.records(&t).await.iter().all(|r| r.execution != name) {
+        assert!(Instant::now() < deadline, "the status-change handler never recorded {name}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(summary(&env.record_of(&t, &name).await).1, "abandoned");
+    env.assert_lock_free(&t, "the failed Finish").await;
+    let versions = env.versions(&t).await;
+
+    // WHEN the outage is over and an operator redrives the execution
+    faults::disarm(fault).await;
+    let arn = env.stack.execution_arn(&name);
+    env.sfn.redrive_execution().execution_arn(&arn).send().await.expect("the failed execution is redrivable");
+    let exec = env.wait(&name).await;
+
+    // THEN it converges: Finish alone ran again and recorded the real outcome; no second version, no second
+    // alias move (same RevisionId), the lock free
+    assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+    let described = env.sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    assert_eq!(described.redrive_count(), Some(1));
+    assert_eq!(env.versions(&t).await, versions, "no second version");
+    assert_eq!(env.alias(&t).await, (live.clone(), revision), "the alias did not move again");
+    let records = env.records(&t).await;
+    let mine: Vec<_> = records.iter().filter(|r| r.execution == name).map(|r| summary(r).1).collect();
+    assert_eq!(mine, ["deployed", "abandoned"], "the real outcome is on record, newest first");
+    let states = env.steps(&name).await;
+    let runs = |state: &str| states.iter().filter(|s| s.state == state).count();
+    assert_eq!((runs("Update Function"), runs("Publish Version"), runs("Shift Alias")), (1, 1, 1), "{states:?}");
+    assert_eq!(runs("Finish"), 2, "{states:?}");
+    env.assert_lock_free(&t, "the redrive").await;
+}

@@ -440,7 +440,9 @@ async fn watch(reader: &ExecutionReader, arn: &str, expect: Expect, timeout: u64
         }
         if view.status != "RUNNING" {
             let detail = match view.status.as_str() {
-                "SUCCEEDED" => view.output.unwrap_or_default(),
+                "SUCCEEDED" => {
+                    queued_line(arn, view.output.as_deref()).unwrap_or_else(|| view.output.unwrap_or_default())
+                }
                 _ => format!("{}: {}", view.error.unwrap_or_default(), readable(&view.cause.unwrap_or_default())),
             };
             println!("{}: {detail}", view.status);
@@ -467,6 +469,21 @@ async fn watch(reader: &ExecutionReader, arn: &str, expect: Expect, timeout: u64
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
+}
+
+/// For an execution that ended queued (its output is the plan, with `queued`): what it waits behind, and
+/// the name its deployment starts under.
+fn queued_line(arn: &str, output: Option<&str>) -> Option<String> {
+    let plan: serde_json::Value = serde_json::from_str(output?).ok()?;
+    let why = plan["queued"]["why"].as_str()?;
+    let name = arn.rsplit(':').next().unwrap_or_default();
+    let function = FunctionName::parse(plan["target"]["function"].as_str()?).ok()?;
+    let digest = ImageDigest::parse(plan["imageDigest"].as_str()?).ok()?;
+    let next = decisions::next_attempt(name, &function, &digest);
+    Some(format!(
+        "queued: {why}. Its deployment starts as {next} (unless a newer push replaces it); `deployctl status \
+         {function}` shows the queue"
+    ))
 }
 
 #[tokio::main]

@@ -23,7 +23,8 @@ pub const HISTORY_LIMIT: u32 = 25_000;
 /// The share of it the spec's loops may use; the rest is for the fixed states, retries and the rollback.
 pub const HISTORY_BUDGET: u32 = 22_000;
 
-/// Prepare's wait for a function's lock (its `Locked` retries) and the reads around it.
+/// Prepare: its reads, the lock (or the queue behind it: a busy function no longer makes it wait) and the
+/// retries of transient errors; kept generous.
 const PREPARE_SECONDS: u32 = 600;
 /// Publish, the alias move, Finish and the retries of transient errors along the way.
 const OVERHEAD_SECONDS: u32 = 600;
@@ -74,7 +75,7 @@ impl Budget {
         let ready_events = poll_passes(ready, READY_POLL_CAP_SECONDS) * EVENTS_PER_POLL;
         let smoke = smoke_seconds(spec);
         let mut stages = vec![
-            Stage { name: "prepare (waiting for the lock)", seconds: PREPARE_SECONDS, events: FIXED_EVENTS },
+            Stage { name: "prepare (reads, the lock, retries)", seconds: PREPARE_SECONDS, events: FIXED_EVENTS },
             // The configuration and the code are two updates, each waited for.
             Stage {
                 name: "update and readiness (2 x readyTimeoutSeconds)",

@@ -186,11 +186,14 @@ pub async fn reconcile(
 }
 
 /// An attempt that never got to deploy its image: queued behind another deployment, superseded in the
-/// queue or by a newer live image, or (before the queue) turned away because the function was locked.
+/// queue or by a newer live image, or turned away by Prepare because the function was locked (before the
+/// queue) or AWS did not answer.
 fn turned_away(record: &DeploymentRecord) -> bool {
     match record.outcome {
         Outcome::Queued | Outcome::Superseded => true,
-        Outcome::Rejected => record.error.as_deref() == Some("Locked"),
+        // Refused before anything changed because the function was locked or AWS did not answer: the
+        // image itself was never tried.
+        Outcome::Rejected => matches!(record.error.as_deref(), Some("Locked" | "Throttled" | "AwsUnavailable")),
         _ => false,
     }
 }

@@ -1297,6 +1297,11 @@ impl FakeLedger {
         );
     }
 
+    /// An operator's `command` (with `reason`) waits for `execution` of `function` (not logged).
+    pub fn seed_command(&self, function: &str, execution: &str, command: Command, reason: &str) {
+        self.world().commands.insert((function.to_string(), execution.to_string()), (command, reason.to_string()));
+    }
+
     /// `pending` waits behind the lock of `function` (which must be seeded; not logged).
     pub fn seed_pending(&self, function: &str, pending: PendingImage) {
         self.world().locks.get_mut(function).expect("a seeded lock").pending = Some(pending);

@@ -407,3 +407,35 @@ fn a_queued_start_says_who_queued_it_and_behind_whom() {
     let q = QueuedStart { queued_by: "a".into(), after: "b".into() };
     assert_eq!(serde_json::to_value(&q).unwrap(), json!({"queuedBy": "a", "after": "b"}));
 }
+
+#[tokio::test]
+async fn a_queued_image_deleted_while_it_waited_is_refused_with_the_reason_and_nothing_is_written() {
+    // GIVEN 4's deployment starts from the queue (it was handed the lock), but 4 was deleted from ECR meanwhile
+    let ledger = FakeLedger::new();
+    let next = "deploy-ml-inference-444444444444_2";
+    ledger.seed_lock(FN, next, NOW_MS + HANDOVER_TTL_MS);
+    let registry = registry();
+    registry.delete(REPO, &digest('4'));
+    let mut req = request(&digest('4'), "sha-4444444");
+    req["queued"] = json!({"queuedBy": "deploy-ml-inference-444444444444", "after": RUNNING});
+    let lambda = FakeLambda::new();
+    let input = PrepareInput { request: req, execution: execution(next) };
+
+    // WHEN its Prepare runs
+    let err =
+        prepare(&FakeStore::with([spec()]), &policy(), &registry, &lambda, &ledger, input, NOW_MS).await.unwrap_err();
+
+    // THEN it is refused naming the image, the queue it waited in and who queued it; nothing else is touched
+    let message = err.to_string();
+    assert_eq!(err.name(), "InvalidInput");
+    assert!(
+        message.contains("deleted while it waited") && message.contains("deploy-ml-inference-444444444444,"),
+        "{message}"
+    );
+    assert!(ledger.calls().is_empty() && lambda.calls().is_empty());
+    // AND its Finish (which records the refusal) lets go of the lock it was handed
+    let out = let_go(&ledger, &FakeStore::with([spec()]), &FakeExecutions::default(), &fname(FN), next, NOW_MS)
+        .await
+        .unwrap();
+    assert_eq!((out, ledger.lock(FN)), (LetGo::Released, None));
+}

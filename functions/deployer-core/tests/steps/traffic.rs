@@ -212,10 +212,7 @@ async fn an_operator_can_promote_or_abort_a_running_shift() {
 async fn a_rollback_asked_for_before_the_first_shift_sends_no_traffic_and_a_lost_lock_shifts_nothing() {
     let lambda = two_versions();
     let ledger = FakeLedger::held();
-    ledger.world().commands.insert(
-        (FN.to_string(), EXECUTION.to_string()),
-        (deployer_core::ports::Command::Abort, "an operator asked for a rollback".into()),
-    );
+    ledger.seed_command(FN, EXECUTION, deployer_core::ports::Command::Abort, "an operator asked for a rollback");
     let writes = lambda.writes().len();
     let err = shift_traffic(&lambda, &ledger, shift_input(canary(), None), NOW_MS).await.unwrap_err();
     assert_eq!(err.name(), "Aborted", "{err}");
