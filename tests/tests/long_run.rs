@@ -268,7 +268,13 @@ async fn a_deployment_of_hours_holds_its_lock_throughout_and_ends_inside_its_bud
     let done3 = stack::finished(&sfn, &stack.execution_arn(&next), Duration::from_secs(900)).await;
     assert_eq!(done3.status, "SUCCEEDED", "{done3:?}");
     let started3 = sfn.describe_execution().execution_arn(stack.execution_arn(&next)).send().await.unwrap();
-    assert!(started3.start_date().secs() >= d.stop_date().unwrap().secs() - 1, "v3 started before v2 ended");
+    // ... started by v2's Finish (which hands the lock over), not before v2 got there.
+    let finish_entered = finish_entered_at(&sfn, &arn).await;
+    assert!(
+        started3.start_date().to_millis().unwrap() >= finish_entered,
+        "v3's deployment started at {:?}, before v2 reached Finish at {finish_entered}",
+        started3.start_date()
+    );
     let (v3, extra) = alias(&lambda, &t.function).await;
     assert_eq!(extra, None);
     assert!(v3.parse::<u64>().unwrap() > v2.parse::<u64>().unwrap(), "v3 ({v3}) is live, after v2 ({v2})");
@@ -305,6 +311,24 @@ async fn alias(lambda: &aws_sdk_lambda::Client, function: &FunctionName) -> (Str
         .and_then(|r| r.additional_version_weights())
         .and_then(|w| w.iter().next().map(|(v, w)| (v.clone(), *w)));
     (a.function_version().unwrap().to_string(), extra)
+}
+
+/// When (ms, on local AWS's clock) the execution entered its Finish state.
+async fn finish_entered_at(sfn: &aws_sdk_sfn::Client, arn: &str) -> i64 {
+    let mut token = None;
+    loop {
+        let page = sfn.get_execution_history().execution_arn(arn).set_next_token(token).send().await.unwrap();
+        let entered = page
+            .events()
+            .iter()
+            .find(|e| e.state_entered_event_details().is_some_and(|d| d.name() == "Finish"))
+            .map(|e| e.timestamp().to_millis().unwrap());
+        if let Some(at) = entered {
+            return at;
+        }
+        token = page.next_token().map(str::to_string);
+        assert!(token.is_some(), "{arn} never entered Finish");
+    }
 }
 
 /// (how many events the execution's history has, how many times it entered Shift Traffic).

@@ -1145,3 +1145,46 @@ async fn a_deployment_whose_finish_failed_records_its_real_outcome_when_redriven
     assert_eq!(runs("Finish"), 2, "{states:?}");
     env.assert_lock_free(&t, "the redrive").await;
 }
+
+#[tokio::test]
+async fn the_ledgers_queue_writes_hold_only_for_the_lock_they_were_meant_for() {
+    // The DynamoDB ledger on the stack's table, driven directly: each conditional write of the queue.
+    let env = env().await;
+    let f = deployer_core::ids::FunctionName::parse(&unique("e2e-ledger")).unwrap();
+    let now = deployer_core::steps::now_ms() as i64;
+    let image = |by: &str, c: char| deployer_core::ports::PendingImage {
+        repository: deployer_core::ids::RepositoryName::parse(REPO).unwrap(),
+        image_digest: deployer_core::ids::ImageDigest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap(),
+        image_tag: format!("v-{c}"),
+        pushed_at_ms: Some(now),
+        queued_by: by.to_string(),
+        queued_at_ms: now,
+    };
+    let l = &env.ledger;
+    assert_eq!(l.acquire(&f, "running", now, now + 60_000).await.unwrap(), LockOutcome::Acquired);
+    // Queued only behind the holder it names, only over the image it saw waiting.
+    assert!(!l.put_pending(&f, "someone-else", now, &image("q1", 'a'), None).await.unwrap());
+    assert!(l.put_pending(&f, "running", now, &image("q1", 'a'), None).await.unwrap());
+    assert!(!l.put_pending(&f, "running", now, &image("q2", 'b'), None).await.unwrap(), "something waits already");
+    assert!(!l.put_pending(&f, "running", now, &image("q2", 'b'), Some("q0")).await.unwrap(), "not the one seen");
+    assert!(l.put_pending(&f, "running", now, &image("q2", 'b'), Some("q1")).await.unwrap());
+    // Never behind an expired lock.
+    assert!(!l.put_pending(&f, "running", now + 120_000, &image("q3", 'c'), Some("q2")).await.unwrap());
+    // The holder cannot just release with an image waiting; it hands over, once.
+    assert!(!l.release(&f, "running", None).await.unwrap());
+    assert!(!l.hand_over(&f, "running", &image("q1", 'a'), "next", now + 60_000).await.unwrap(), "q1 was replaced");
+    assert!(l.hand_over(&f, "running", &image("q2", 'b'), "q2_2", now + 60_000).await.unwrap());
+    assert!(!l.hand_over(&f, "running", &image("q2", 'b'), "q2_2", now + 60_000).await.unwrap(), "no second time");
+    let state = l.lock_state(&f).await.unwrap().unwrap();
+    assert_eq!((state.owner.as_str(), state.pending), ("q2_2", None));
+    assert_eq!(state.handed_over, Some(("running".to_string(), image("q2", 'b'))));
+    // The next owner takes it as its own; an image queued meanwhile stays across the acquire.
+    assert!(l.put_pending(&f, "q2_2", now, &image("q4", 'd'), None).await.unwrap());
+    assert_eq!(l.acquire(&f, "q2_2", now, now + 90_000).await.unwrap(), LockOutcome::Acquired);
+    let state = l.lock_state(&f).await.unwrap().unwrap();
+    assert_eq!((state.expires_at_ms, state.handed_over, state.pending), (now + 90_000, None, Some(image("q4", 'd'))));
+    // Dropping the image waiting frees the lock; then it is simply free.
+    assert!(!l.release(&f, "q2_2", Some("q1")).await.unwrap(), "not the image waiting");
+    assert!(l.release(&f, "q2_2", Some("q4")).await.unwrap());
+    assert_eq!(l.lock_state(&f).await.unwrap(), None);
+}
