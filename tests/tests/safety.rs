@@ -1199,3 +1199,53 @@ async fn the_ledgers_queue_writes_hold_only_for_the_lock_they_were_meant_for() {
     assert!(l.release(&f, "q2_2", Some("q4")).await.unwrap());
     assert_eq!(l.lock_state(&f).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn the_ledger_refuses_items_it_cannot_read_and_names_them() {
+    // The DynamoDB ledger on the stack's table, with items no deployer wrote: each read says which item and
+    // what to do, rather than reading past it (a skipped record would drop a good version from a rollback's
+    // choices; an ignored abort would let a canary go on).
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let env = env().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk::config().await);
+    let table = format!("{STACK}-deployments");
+    // A target with no function yet: `deployctl status` gets as far as the lock.
+    let t = env.target().await;
+    let f = t.function.clone();
+    let put = |sk: &str, attrs: Vec<(&str, A)>| {
+        let mut req = dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("function", A::S(f.to_string()))
+            .item("sk", A::S(sk.to_string()));
+        for (k, v) in attrs {
+            req = req.item(k, v);
+        }
+        req.send()
+    };
+
+    // A record whose JSON does not read: the history is refused, naming the item.
+    put("record#001796374775000#made-by-hand", vec![("record", A::S("{\"function\": 1".into()))]).await.unwrap();
+    let err = env.ledger.history(&f, 20).await.unwrap_err();
+    assert_eq!(err.name(), "InvalidInput", "{err}");
+    assert!(
+        err.to_string().contains("record#001796374775000#made-by-hand") && err.to_string().contains("does not read"),
+        "{err}"
+    );
+    let (ok, out) = stack::run_deployctl(&["history", f.as_str()]).await;
+    assert!(!ok && out.contains("made-by-hand") && !out.contains("no deployments"), "{out}");
+
+    // A command that is neither promote nor abort: refused, not taken for no command.
+    put("command#exec-1", vec![("command", A::S("pause".into())), ("reason", A::S("x".into()))]).await.unwrap();
+    let err = env.ledger.command(&f, "exec-1").await.unwrap_err();
+    assert!(err.to_string().contains("\"pause\"") && err.to_string().contains("deployctl"), "{err}");
+    assert_eq!(env.ledger.command(&f, "exec-2").await.unwrap(), None, "no item is no command");
+
+    // A lock item without an owner: not a free lock.
+    put("lock", vec![("expiresAt", A::N("1".into()))]).await.unwrap();
+    let err = env.ledger.lock_state(&f).await.unwrap_err();
+    assert!(err.to_string().contains("no `owner`") && err.to_string().contains("sk = lock"), "{err}");
+    let (ok, out) = stack::run_deployctl(&["status", f.as_str()]).await;
+    // (not "no deployment of ... is running; alias ...", then "pending: nothing queued")
+    assert!(!ok && out.contains("no `owner`") && !out.contains("pending:"), "{out}");
+}

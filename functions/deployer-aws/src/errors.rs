@@ -176,7 +176,8 @@ classify! {
     }
     aws_sdk_ecr::operation::put_image::PutImageError {
         is_repository_not_found_exception => NotFound,
-        is_image_tag_already_exists_exception => Conflict,
+        // ImageTagAlreadyExistsException (an immutable repository's tag on another image) is permanent:
+        // refused, not retried as a conflict that clears.
         is_server_exception => Unavailable,
     }
     aws_sdk_ecr::operation::describe_images::DescribeImagesError {

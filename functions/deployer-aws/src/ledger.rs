@@ -8,8 +8,10 @@
 //!   (`handedOverBy` says who handed it on, `handedOver` which image, until the next owner takes it). A push queues its image with a conditional UpdateItem that
 //!   holds only while the lock's holder still holds it: an image is never queued behind a lock just freed.
 //!   Two executions can never both hold the lock, and no queued image is lost between two holders.
-//! - `sk = "record#<execution start, ISO 8601>#<execution>"`: one item per execution (a retried Finish
-//!   overwrites its own), the record as JSON in `record`, newest last in key order (queried in reverse).
+//! - `sk = "record#<execution end, ms since the epoch, 15 digits>#<execution>"`: one item per execution (a
+//!   retried Finish overwrites its own), the record as JSON in `record`, newest last in key order (queried
+//!   in reverse). A record that does not read is an error, never skipped: the rollback's list of good
+//!   versions and the superseded check are read from these.
 //! - `sk = "command#<execution>"`: an operator's `promote` or `abort` for a running execution, with
 //!   `reason`; expires (DynamoDB TTL attribute `ttl`, seconds) a day after it was sent.
 
@@ -108,10 +110,10 @@ impl DeploymentLedger for DynamoLedger {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 match self.holder(function).await? {
                     Some((owner, expires_at_ms)) => Ok(LockOutcome::Held { owner, expires_at_ms }),
-                    // Released between the two calls: the caller's retry takes it.
-                    None => Err(DeployError::Throttled {
-                        service: DYNAMODB,
-                        message: "lock released while reading it".into(),
+                    // Released between the two calls: a lost race, which the step's retry (re-reading) wins.
+                    None => Err(DeployError::PreconditionFailed {
+                        resource: format!("{function}'s lock in {}", self.table),
+                        message: "it was released between the conditional write and the read of its holder".into(),
                     }),
                 }
             }
@@ -148,8 +150,20 @@ impl DeploymentLedger for DynamoLedger {
     async fn lock_state(&self, function: &FunctionName) -> Result<Option<LockState>> {
         let Some(item) = self.get(function, LOCK).await? else { return Ok(None) };
         let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-        let Some(owner) = text("owner") else { return Ok(None) };
-        let expires_at_ms = item.get("expiresAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        // Every write of the lock item sets both: one without them is not a free lock but a broken item.
+        let corrupt = |what: &str| {
+            DeployError::invalid(format!(
+                "{function}'s lock item in {} (function = {function}, sk = {LOCK}) has {what}: something other than \
+                 the deployer wrote it; delete the item once no deployment of {function} is running",
+                self.table
+            ))
+        };
+        let owner = text("owner").ok_or_else(|| corrupt("no `owner` string"))?;
+        let expires_at_ms = item
+            .get("expiresAt")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| corrupt("no numeric `expiresAt`"))?;
         // A queued image that does not read is an error, not an empty queue: it would be lost silently.
         let pending = match text(PENDING) {
             None => None,
@@ -280,29 +294,34 @@ impl DeploymentLedger for DynamoLedger {
     }
 
     async fn history(&self, function: &FunctionName, limit: usize) -> Result<Vec<DeploymentRecord>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#f = :f AND begins_with(#sk, :p)")
-            .expression_attribute_names("#f", "function")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":f", s(function.as_str()))
-            .expression_attribute_values(":p", s(RECORD))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1000) as i32)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| to_deploy_error(e, Call { service: DYNAMODB, operation: "Query", resource: &self.table }))?;
         let mut records = Vec::new();
-        for item in out.items() {
-            let Some(json) = item.get("record").and_then(|v| v.as_s().ok()) else { continue };
-            match serde_json::from_str::<DeploymentRecord>(json) {
-                Ok(r) => records.push(r),
-                Err(e) => {
-                    tracing::warn!(function = %function, error = %e, "a deployment record does not parse; skipped")
-                }
+        let mut start = None;
+        // A page holds at most 1 MB: follow LastEvaluatedKey until `limit` records are read or none are left.
+        while records.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#f = :f AND begins_with(#sk, :p)")
+                .expression_attribute_names("#f", "function")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":f", s(function.as_str()))
+                .expression_attribute_values(":p", s(RECORD))
+                .scan_index_forward(false)
+                .limit((limit - records.len()).min(1000) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    to_deploy_error(e, Call { service: DYNAMODB, operation: "Query", resource: &self.table })
+                })?;
+            for item in out.items() {
+                records.push(record_of(item, function, &self.table)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
             }
         }
         Ok(records)
@@ -335,11 +354,32 @@ impl DeploymentLedger for DynamoLedger {
     }
 
     async fn command(&self, function: &FunctionName, execution: &str) -> Result<Option<(Command, String)>> {
-        Ok(self.get(function, &format!("{COMMAND}{execution}")).await?.and_then(|i| {
-            let word = i.get("command").and_then(|v| v.as_s().ok())?;
-            let command = serde_json::from_value(serde_json::Value::String(word.clone())).ok()?;
-            let reason = i.get("reason").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            Some((command, reason))
-        }))
+        let sk = format!("{COMMAND}{execution}");
+        let Some(item) = self.get(function, &sk).await? else { return Ok(None) };
+        // An operator's command that does not read is refused aloud: ignoring it would let a canary the
+        // operator meant to stop go on shifting.
+        let word = item.get("command").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let command = serde_json::from_value(serde_json::Value::String(word.clone())).map_err(|_| {
+            DeployError::invalid(format!(
+                "the command item {sk} for {function} in {} says {word:?}, not \"promote\" or \"abort\": send it \
+                 again with `deployctl promote|abort {function}`",
+                self.table
+            ))
+        })?;
+        let reason = item.get("reason").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        Ok(Some((command, reason)))
     }
+}
+
+/// One record item's record; an item without one, or whose JSON does not read, is an error that names it.
+fn record_of(item: &HashMap<String, AttributeValue>, function: &FunctionName, table: &str) -> Result<DeploymentRecord> {
+    let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
+    let broken = |what: String| {
+        DeployError::invalid(format!(
+            "the deployment record {sk} of {function} in {table} {what}: the history (and the versions a rollback \
+             may go to) cannot be read past it; restore the item from the table's backups or delete it"
+        ))
+    };
+    let json = item.get("record").and_then(|v| v.as_s().ok()).ok_or_else(|| broken("has no `record` string".into()))?;
+    serde_json::from_str(json).map_err(|e| broken(format!("does not read ({e})")))
 }

@@ -1,5 +1,35 @@
 //! Errors of the deployer, each with a stable name that the state machine matches.
 
+/// Declares [`DeployError`] and derives each variant's stable name from the variant itself, so the names
+/// Step Functions matches ([`DeployError::name`], [`DeployError::NAMES`]) cannot drift from the enum.
+macro_rules! deploy_errors {
+    (
+        $(#[$meta:meta])*
+        pub enum $Enum:ident {
+            $( $(#[$vmeta:meta])* $Variant:ident { $($field:ident : $ty:ty),* $(,)? } ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $Enum {
+            $( $(#[$vmeta])* $Variant { $($field: $ty),* } ),*
+        }
+
+        impl $Enum {
+            /// The stable name Step Functions sees as the error (`errorType`), matched by Retry and Catch:
+            /// the variant's own name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( $Enum::$Variant { .. } => stringify!($Variant) ),*
+                }
+            }
+
+            /// Every name [`Self::name`] can return; the ASL contract test checks `ErrorEquals` against it.
+            pub const NAMES: &'static [&'static str] = &[ $( stringify!($Variant) ),* ];
+        }
+    };
+}
+
+deploy_errors! {
 /// What went wrong, and what to do about it. Every message names the thing that failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeployError {
@@ -64,48 +94,9 @@ pub enum DeployError {
     #[error("{execution} no longer holds {function}'s deployment lock ({holder}): it changes nothing more; {what}")]
     LockLost { function: String, execution: String, holder: String, what: String },
 }
+}
 
 impl DeployError {
-    /// The stable name Step Functions sees as the error (`errorType`), matched by Retry and Catch.
-    pub fn name(&self) -> &'static str {
-        match self {
-            DeployError::InvalidInput { .. } => "InvalidInput",
-            DeployError::NotFound { .. } => "NotFound",
-            DeployError::UpdateInProgress { .. } => "UpdateInProgress",
-            DeployError::PreconditionFailed { .. } => "PreconditionFailed",
-            DeployError::Throttled { .. } => "Throttled",
-            DeployError::AwsUnavailable { .. } => "AwsUnavailable",
-            DeployError::AwsRefused { .. } => "AwsRefused",
-            DeployError::UpdateFailed { .. } => "UpdateFailed",
-            DeployError::SmokeTestFailed { .. } => "SmokeTestFailed",
-            DeployError::Locked { .. } => "Locked",
-            DeployError::RollbackFailed { .. } => "RollbackFailed",
-            DeployError::GateFailed { .. } => "GateFailed",
-            DeployError::AcceptanceFailed { .. } => "AcceptanceFailed",
-            DeployError::Aborted { .. } => "Aborted",
-            DeployError::LockLost { .. } => "LockLost",
-        }
-    }
-
-    /// Every name [`DeployError::name`] can return; the ASL contract test checks `ErrorEquals` against it.
-    pub const NAMES: &'static [&'static str] = &[
-        "InvalidInput",
-        "NotFound",
-        "UpdateInProgress",
-        "PreconditionFailed",
-        "Throttled",
-        "AwsUnavailable",
-        "AwsRefused",
-        "UpdateFailed",
-        "SmokeTestFailed",
-        "Locked",
-        "RollbackFailed",
-        "GateFailed",
-        "AcceptanceFailed",
-        "Aborted",
-        "LockLost",
-    ];
-
     /// Errors the state machine retries in place: transient on AWS's side or a lost race.
     pub fn is_transient(&self) -> bool {
         matches!(

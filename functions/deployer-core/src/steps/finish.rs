@@ -258,7 +258,27 @@ pub async fn execution_ended(
              \"Execution Status Change\" event",
         ));
     };
-    let input: Value = field("input").and_then(|i| serde_json::from_str(&i).ok()).unwrap_or(Value::Null);
+    // The input says which function's lock the execution held: an event whose input does not read is refused
+    // (EventBridge retries it, and the failure shows), never taken for an execution of no function.
+    let input: Value = match detail.get("input") {
+        Some(Value::String(text)) => serde_json::from_str(text).map_err(|e| {
+            DeployError::invalid(format!(
+                "the status-change event of {name} carries an input that is not JSON ({e}): which function's \
+                 lock it held cannot be told; `deployctl status <function>` shows the lock, which frees when it expires"
+            ))
+        })?,
+        other => {
+            return Err(DeployError::invalid(format!(
+                "the status-change event of {name} carries no input ({}): which function's lock it held cannot be \
+                 told; Step Functions leaves the input out of events over EventBridge's size limit, and this \
+                 deployer's inputs are far below it, so the event did not come from its state machine",
+                match other {
+                    None => "no `input` field".to_string(),
+                    Some(v) => format!("`input` is {v}"),
+                }
+            )))
+        }
+    };
     // An operator's promote or abort is not a deployment: it holds no lock and leaves no record.
     let command = matches!(input.get("action").and_then(Value::as_str), Some("promote" | "abort"));
     let function = function_of(&input).filter(|_| !command);

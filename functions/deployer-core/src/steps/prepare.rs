@@ -115,9 +115,9 @@ pub async fn prepare(
         match queue_behind(ledger, &function, &holder, &pending, now_ms).await? {
             QueueResult::LockMoved if races < 5 => races += 1,
             QueueResult::LockMoved => {
-                return Err(DeployError::Throttled {
-                    service: "deployer",
-                    message: format!("{function}'s lock changed hands {races} times while this push was queued"),
+                return Err(DeployError::PreconditionFailed {
+                    resource: format!("{function}'s lock"),
+                    message: format!("it changed hands {races} times while this push was being queued"),
                 })
             }
             QueueResult::Queued { replaced } => {

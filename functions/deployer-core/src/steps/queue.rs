@@ -60,9 +60,9 @@ pub async fn queue_behind(
             }
         }
     }
-    Err(DeployError::Throttled {
-        service: "deployer",
-        message: format!("{function}'s queue changed {RACES} times while this push was being queued"),
+    Err(DeployError::PreconditionFailed {
+        resource: format!("{function}'s queue"),
+        message: format!("it changed {RACES} times while this push was being queued"),
     })
 }
 
@@ -126,9 +126,9 @@ pub async fn let_go(
             return start(ledger, executions, function, me, &next, &pending).await;
         }
     }
-    Err(DeployError::Throttled {
-        service: "deployer",
-        message: format!("{function}'s lock changed {RACES} times while {me} let go of it"),
+    Err(DeployError::PreconditionFailed {
+        resource: format!("{function}'s lock"),
+        message: format!("it changed {RACES} times while {me} let go of it"),
     })
 }
 

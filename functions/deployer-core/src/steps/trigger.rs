@@ -191,9 +191,11 @@ pub async fn reconcile(
 fn turned_away(record: &DeploymentRecord) -> bool {
     match record.outcome {
         Outcome::Queued | Outcome::Superseded => true,
-        // Refused before anything changed because the function was locked or AWS did not answer: the
-        // image itself was never tried.
-        Outcome::Rejected => matches!(record.error.as_deref(), Some("Locked" | "Throttled" | "AwsUnavailable")),
+        // Refused before anything changed because the function was locked, AWS did not answer or a race
+        // on the lock was lost past the retries: the image itself was never tried.
+        Outcome::Rejected => {
+            matches!(record.error.as_deref(), Some("Locked" | "Throttled" | "AwsUnavailable" | "PreconditionFailed"))
+        }
         _ => false,
     }
 }

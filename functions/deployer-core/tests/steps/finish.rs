@@ -556,6 +556,27 @@ async fn a_succeeded_or_running_execution_or_one_naming_no_function_changes_noth
 }
 
 #[tokio::test]
+async fn a_status_change_whose_input_does_not_read_is_refused_and_frees_nothing() {
+    // GIVEN v2's deployment holds the lock
+    let ledger = locked_by(EXECUTION);
+    let mut unreadable = status_change(EXECUTION, "ABORTED", &deploy_input());
+    unreadable["detail"]["input"] = json!("{\"target\": ");
+    let mut missing = status_change(EXECUTION, "ABORTED", &deploy_input());
+    missing["detail"]["input"] = Value::Null;
+    missing["detail"]["inputDetails"] = json!({"included": false});
+    for (what, event, says) in [("not JSON", unreadable, "not JSON"), ("left out", missing, "carries no input")] {
+        // WHEN its status-change event arrives with an input that cannot tell the function
+        let err = ended_without_alias(&ledger, &event, NOW_MS).await.unwrap_err();
+
+        // THEN it is refused with the reason, and the lock and the records are untouched
+        assert_eq!(err.name(), "InvalidInput", "{what}: {err}");
+        assert!(err.to_string().contains(says) && err.to_string().contains(EXECUTION), "{what}: {err}");
+        assert_eq!(ledger.lock(FN).map(|l| l.owner), Some(EXECUTION.to_string()), "{what}");
+        assert!(ledger.records(FN).is_empty(), "{what}: {:?}", ledger.records(FN));
+    }
+}
+
+#[tokio::test]
 async fn an_event_that_is_not_a_status_change_is_refused_and_changes_nothing() {
     let ledger = locked_by(EXECUTION);
     for event in [json!({"detail-type": "x"}), json!({"detail": {"name": EXECUTION}}), json!({"detail": "ABORTED"})] {
