@@ -140,20 +140,24 @@ pub async fn run_deployctl<S: AsRef<str>>(args: &[S]) -> (bool, String) {
 
 /// Run `deployctl <args>` in `dir`, naming no stack of its own; (exit ok, stdout + stderr).
 pub async fn deployctl_with(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(deployctl());
-    cmd.args(args).env("AWS_ENDPOINT_URL", crate::sdk::endpoint()).current_dir(dir);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    let (code, text) = deployctl_code(dir, args.iter().map(|a| a.to_string()).collect()).await;
+    (code == 0, text)
 }
 
 /// Run `deployctl --stack <the test stack> <args>` in `dir`; (exit ok, stdout + stderr).
 pub async fn deployctl_in(dir: &std::path::Path, args: Vec<String>) -> (bool, String) {
+    let (code, text) = deployctl_code(dir, [vec!["--stack".to_string(), STACK.to_string()], args].concat()).await;
+    (code == 0, text)
+}
+
+/// Run `deployctl <args>` in `dir`; (its exit code, stdout + stderr). A signal's end is a failed test.
+pub async fn deployctl_code(dir: &std::path::Path, args: Vec<String>) -> (i32, String) {
     let mut cmd = Command::new(deployctl());
-    cmd.args(["--stack", STACK]).args(&args).env("AWS_ENDPOINT_URL", crate::sdk::endpoint()).current_dir(dir);
+    cmd.args(&args).env("AWS_ENDPOINT_URL", crate::sdk::endpoint()).current_dir(dir);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("deployctl runs")).await.unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    let code = out.status.code().unwrap_or_else(|| panic!("deployctl {args:?} ended by a signal: {text}"));
+    (code, text)
 }
 
 /// A queue subscribed to the stack's notification topic.

@@ -99,6 +99,38 @@ async fn the_readmes_target_commands_manage_a_target_as_written() {
 }
 
 #[tokio::test]
+async fn a_stack_name_that_is_not_deployed_is_one_line_that_says_to_name_it_and_changes_nothing() {
+    let env = env().await;
+    let t = env.target(json!({"type": "all-at-once"}), gates(json!({}))).await;
+    let f = t.function.to_string();
+    let dir = std::env::temp_dir();
+    let wrong = "no-such-deployer";
+    // WHEN each verb names a stack that is not deployed in this account and region
+    for args in [
+        vec!["history", f.as_str()],
+        vec!["status", f.as_str()],
+        vec!["deploy", f.as_str(), "--tag", "v1"],
+        vec!["promote", f.as_str()],
+        vec!["rollback", f.as_str()],
+        vec!["target", "list"],
+        vec!["target", "show", f.as_str()],
+    ] {
+        let mut line = vec!["--stack".to_string(), wrong.to_string()];
+        line.extend(args.iter().map(|a| a.to_string()));
+        let (code, out) = stack::deployctl_code(&dir, line).await;
+        // THEN it fails (exit 1) with one line naming the stack and how to name another, not AWS's raw answer
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert_eq!(out.lines().count(), 1, "{args:?}: not one line: {out}");
+        assert!(out.contains(&format!("no deployer stack {wrong}")) && out.contains("--stack"), "{args:?}: {out}");
+    }
+    // AND the real stack's target and records are as they were: nothing was started or written
+    assert_eq!(env.store.get(&t.function).await.unwrap(), Some(t.clone()));
+    assert!(env.ledger.history(&t.function, 10).await.unwrap().is_empty());
+    assert!(env.ledger.holder(&t.function).await.unwrap().is_none());
+    env.store.delete(&t.function).await.unwrap();
+}
+
+#[tokio::test]
 async fn validate_and_apply_refuse_alike_what_the_stack_its_storage_or_aws_would_refuse() {
     let env = env().await;
     let function = unique("e2e-pd-policy");
@@ -540,10 +572,16 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
     // the README's `deployctl history <fn>`: each execution on record, with its outcome and who started it
     let (ok, out) = run_deployctl(&readme::deployctl_args("history", &f, &[])).await;
     assert!(ok && out.contains(&name) && out.contains("deployed") && out.contains("operator"), "{out}");
-    // the README's `deployctl deploy <fn> --tag T`, for the image already live: it converges, nothing moves
+    // the README's `deployctl deploy <fn> --tag T`, for the image already live: nothing to do (exit 3),
+    // said in one line, not the plan; nothing moves
     let tag = format!("{f}-v6");
-    let (ok, out) = run_deployctl(&readme::deployctl_args("deploy", &f, &[("--tag", &tag)])).await;
-    assert!(ok, "{out}");
+    let mut args = vec!["--stack".to_string(), stack::STACK.to_string()];
+    args.extend(readme::deployctl_args("deploy", &f, &[("--tag", &tag)]));
+    let (code, out) = stack::deployctl_code(&std::env::temp_dir(), args).await;
+    assert_eq!(code, 3, "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("nothing to do: alias") && last.contains(&tag), "{out}");
+    assert!(!out.contains("\"imageUri\""), "the plan is not dumped: {out}");
     assert_eq!(env.alias(&t).await, (v6, None));
 
     // unknown functions get a clear error
@@ -634,6 +672,59 @@ async fn three_pushes_during_a_canary_bake_end_with_the_newest_live_and_the_othe
     assert!(lines.iter().any(|l| l.contains("started from the queue")), "{lines:?}");
     let seen = traffic.stop().await;
     assert!(seen.values().all(|(_, errors)| *errors == 0), "{seen:?}");
+}
+
+#[tokio::test]
+async fn deployctl_deploy_follows_a_queued_image_into_its_own_deployment_and_says_how_it_ended() {
+    // GIVEN a canary of v2 baking, and an image whose tag no push deploys (the target allows `-v` tags)
+    let env = env().await;
+    let mut t = env.target(json!({"type": "canary", "percent": 20, "bakeSeconds": 600}), gates(json!({}))).await;
+    let f = t.function.to_string();
+    env.first_version(&t).await;
+    let (_, running) = env.push(&t, "v2", &[]).await;
+    let (v2, _) = env.until_weighted(&t).await;
+    let (rc3, never_started) = env.push(&t, "rc3", &[]).await;
+    // ... which the team then allows, to deploy it by hand
+    t.tag_pattern = format!("^{f}-(v|rc)[0-9]+$");
+    env.store.put(&t).await.unwrap();
+
+    // WHEN an operator deploys it with deployctl while the canary bakes
+    let mut args = vec!["--stack".to_string(), STACK.to_string()];
+    args.extend(readme::deployctl_args("deploy", &f, &[("--tag", &format!("{f}-rc3"))]));
+    let deploy = tokio::spawn(async move { stack::deployctl_code(&std::env::temp_dir(), args).await });
+    // THEN it is queued behind the canary (deployctl keeps following it)
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while env.ledger.lock_state(&t.function).await.unwrap().and_then(|l| l.pending).is_none() {
+        assert!(Instant::now() < deadline && !deploy.is_finished(), "the deployment never queued");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // WHEN the canary is promoted, the queued image's own canary starts; promoted too
+    let (ok, out) = run_deployctl(&readme::deployctl_args("promote", &f, &[("--reason", "v2 fine")])).await;
+    assert!(ok, "{out}");
+    assert_eq!(env.wait(&running).await.status, "SUCCEEDED");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let v3 = loop {
+        match env.alias(&t).await {
+            (v, Some((c, _))) if v == v2 => break c,
+            _ => assert!(Instant::now() < deadline && !deploy.is_finished(), "the queued image never shifted"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (ok, out) = run_deployctl(&readme::deployctl_args("promote", &f, &[("--reason", "rc3 fine")])).await;
+    assert!(ok, "{out}");
+
+    // THEN deployctl ends 0, having said it was queued, that the queued deployment started, and how it ended
+    let (code, out) = deploy.await.unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("queued: ") && out.contains(&running), "{out}");
+    assert!(out.contains("(the queued deployment)"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with(&format!("deployed: alias {} of {f} serves version {v3}", t.alias)), "{out}");
+    assert_eq!(env.alias(&t).await, (v3, None));
+    let pushed = env.sfn.describe_execution().execution_arn(env.stack.execution_arn(&never_started)).send().await;
+    let missing =
+        pushed.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_execution_does_not_exist());
+    assert!(missing, "the push of {rc3} started a deployment (or the check failed): {pushed:?}");
 }
 
 #[tokio::test]

@@ -32,8 +32,12 @@ pub struct ExecutionReader {
 }
 
 impl ExecutionReader {
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        ExecutionReader { client }
+    }
+
     pub fn from_sdk(sdk: &SdkConfig) -> Self {
-        ExecutionReader { client: aws_sdk_sfn::Client::new(sdk) }
+        ExecutionReader::new(aws_sdk_sfn::Client::new(sdk))
     }
 
     /// None while the execution does not exist (yet).
