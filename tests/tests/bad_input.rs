@@ -33,7 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
-use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
+use deployer_core::model::LockOutcome;
+use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
 use deployer_tests::fixture::{self, workspace_root};
 use deployer_tests::stack::{self, Stack, STACK};

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::decisions::execution_name;
 use deployer_core::ids::{FunctionName, ImageDigest};
-use deployer_core::plan::DeploymentRecord;
-use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
+use deployer_core::model::{DeploymentRecord, LockOutcome};
+use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec;
 use deployer_tests::stack::{self, Stack, STACK};
 use deployer_tests::{faults, fixture, sdk, unique};
@@ -573,7 +573,7 @@ async fn run(env: &Env, cell: &Cell) -> Result<String, String> {
                 .iter()
                 .find(|r| r.execution == execution)
             {
-                Some(r) if r.outcome == deployer_core::plan::Outcome::Queued => {}
+                Some(r) if r.outcome == deployer_core::model::Outcome::Queued => {}
                 other => return Err(format!("the queued execution {execution} is recorded {other:?}")),
             }
             execution = next;

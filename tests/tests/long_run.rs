@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
 use deployer_core::budget::{Budget, HISTORY_LIMIT, STATE_MACHINE_TIMEOUT_SECONDS};
 use deployer_core::ids::FunctionName;
-use deployer_core::plan::Outcome;
+use deployer_core::model::Outcome;
 use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec;
 use deployer_tests::stack::{self, STACK};

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
-use deployer_core::plan::Outcome;
+use deployer_core::model::Outcome;
 use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
 use deployer_tests::stack::{self, notifications, notifications_queue, Execution, Stack, STACK};
@@ -590,7 +590,7 @@ async fn an_operator_promotes_aborts_and_rolls_back_mid_flight() {
 }
 
 /// The record of `execution` for `t`, once it is there.
-async fn record_of(env: &Env, t: &TargetSpec, execution: &str) -> deployer_core::plan::DeploymentRecord {
+async fn record_of(env: &Env, t: &TargetSpec, execution: &str) -> deployer_core::model::DeploymentRecord {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let records = env.ledger.history(&t.function, 50).await.unwrap();

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use deployer_aws::{DynamoLedger, DynamoTargetStore};
-use deployer_core::plan::DeploymentRecord;
-use deployer_core::ports::{DeploymentLedger, LockOutcome, TargetStore};
+use deployer_core::model::{DeploymentRecord, LockOutcome};
+use deployer_core::ports::{DeploymentLedger, TargetStore};
 use deployer_core::spec::{self, TargetSpec};
 use deployer_tests::stack::{self, Execution, Stack, STACK};
 use deployer_tests::{faults, fixture, sdk, unique, wait};
@@ -1163,7 +1163,7 @@ async fn the_ledgers_queue_writes_hold_only_for_the_lock_they_were_meant_for() {
     let env = env().await;
     let f = deployer_core::ids::FunctionName::parse(&unique("e2e-ledger")).unwrap();
     let now = deployer_core::steps::now_ms() as i64;
-    let image = |by: &str, c: char| deployer_core::ports::PendingImage {
+    let image = |by: &str, c: char| deployer_core::model::PendingImage {
         repository: deployer_core::ids::RepositoryName::parse(REPO).unwrap(),
         image_digest: deployer_core::ids::ImageDigest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap(),
         image_tag: format!("v-{c}"),

@@ -1,7 +1,8 @@
 //! [`Builds`] over AWS CodeBuild: StartBuild with the deployment's environment, BatchGetBuilds to follow it.
 
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
-use deployer_core::ports::{BuildState, Builds, Result};
+use deployer_core::model::BuildState;
+use deployer_core::ports::{Builds, Result};
 
 use crate::errors::{to_deploy_error, Call};
 

@@ -2,7 +2,8 @@
 
 use aws_sdk_ecr::types::ImageIdentifier;
 use deployer_core::ids::{ImageDigest, RepositoryName};
-use deployer_core::ports::{ImageInfo, ImageRegistry, Result};
+use deployer_core::model::ImageInfo;
+use deployer_core::ports::{ImageRegistry, Result};
 use deployer_core::DeployError;
 
 use crate::errors::{aws_message, is_not_found, to_deploy_error, Call, ECR};

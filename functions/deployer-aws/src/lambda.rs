@@ -9,10 +9,10 @@ use aws_sdk_lambda::types::{
     InvocationType, LastUpdateStatus, LogFormat, LoggingConfig, PackageType, State, SystemLogLevel,
 };
 use deployer_core::ids::{AliasName, FunctionName, Version};
-use deployer_core::ports::{
-    AliasState, CurrentConfig, FunctionApi, FunctionState, Invocation, LambdaState, Provisioned, Result, Routing,
-    UpdateStatus,
+use deployer_core::model::{
+    AliasState, CurrentConfig, FunctionState, Invocation, LambdaState, Provisioned, Routing, UpdateStatus,
 };
+use deployer_core::ports::{FunctionApi, Result};
 use deployer_core::spec::{self, DesiredConfig, LoggingSpec};
 use deployer_core::DeployError;
 

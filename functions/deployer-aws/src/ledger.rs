@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use deployer_core::ids::FunctionName;
-use deployer_core::plan::DeploymentRecord;
-use deployer_core::ports::{Command, DeploymentLedger, LockOutcome, LockState, PendingImage, Result};
+use deployer_core::model::{Command, DeploymentRecord, LockOutcome, LockState, PendingImage};
+use deployer_core::ports::{DeploymentLedger, Result};
 use deployer_core::DeployError;
 
 use crate::errors::{to_deploy_error, Call, DYNAMODB};

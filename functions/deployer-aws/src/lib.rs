@@ -5,13 +5,17 @@
 //! # Layout
 //! - [`lambda`]: [`LambdaControlPlane`], the `FunctionApi` (read, create, reconfigure, update code,
 //!   publish, aliases, invoke), with `RevisionId` / `CodeSha256` guards on every write that has one.
-//! - [`ecr`]: [`EcrRegistry`], the `ImageRegistry` (one image by digest).
+//! - [`ecr`]: [`EcrRegistry`], the `ImageRegistry` (an image by digest, a repository's images, tags).
+//! - [`codebuild`]: [`CodeBuildProjects`], the `Builds` port (the acceptance suite's build: start, read).
+//! - [`metrics`]: [`CloudWatchTelemetry`], the `Telemetry` port (per-version invocation statistics and
+//!   the gates' alarms).
 //! - [`dynamodb`]: [`DynamoTargetStore`], the `TargetStore` (one item per target, the spec as JSON).
 //! - [`ledger`]: [`DynamoLedger`], the `DeploymentLedger`: each function's deployment lock (conditional
 //!   writes with expiry) and the record of every execution.
 //! - [`logs`]: [`CloudWatchLogGroups`], the `LogGroups` port (the managed function's log group and
 //!   its retention).
 //! - [`sfn`]: [`SfnExecutions`], the `Executions` port (StartExecution; a duplicate name is not an error).
+//! - [`stack`]: the deployer stack's own policy, read from its Prepare function (for `deployctl`).
 //! - [`step`]: what each step binary's `main` needs: SDK config, static settings, `StepError` (a
 //!   `DeployError` reaching Step Functions under its stable name), `from_sdk` constructors.
 //! - [`watch`]: reading executions and their history back, for operators (`deployctl watch`).

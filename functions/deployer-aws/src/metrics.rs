@@ -6,7 +6,8 @@
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
 use deployer_core::ids::{AliasName, FunctionName};
-use deployer_core::ports::{AlarmState, Result, Telemetry, VersionStats};
+use deployer_core::model::{AlarmState, VersionStats};
+use deployer_core::ports::{Result, Telemetry};
 
 use crate::errors::{to_deploy_error, Call};
 

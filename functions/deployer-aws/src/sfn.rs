@@ -1,6 +1,8 @@
 //! [`Executions`] over a Step Functions state machine.
 
-use deployer_core::ports::{Executions, Result, StartOutcome};
+use deployer_core::ports::{Executions, Result};
+
+use deployer_core::model::StartOutcome;
 
 use crate::errors::{to_deploy_error, Call, SFN};
 

@@ -1,24 +1,14 @@
 //! Pure decisions: given what AWS reports, what is true and what to do next. No I/O, table-tested.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
-use crate::plan::{DeploymentRecord, Outcome};
-use crate::ports::{
-    AlarmState, AliasState, FunctionState, Invocation, LambdaState, PendingImage, UpdateStatus, VersionStats,
+use crate::model::{
+    AlarmState, AliasState, DeploymentRecord, Drift, FunctionState, Invocation, LambdaState, Outcome, PendingImage,
+    UpdateStatus, VersionStats,
 };
 use crate::spec::{DesiredConfig, Gates, LogFormat, SmokeCase};
 use crate::DeployError;
-
-/// One field that differs between the spec and the function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Drift {
-    pub field: String,
-    pub expected: String,
-    pub actual: String,
-}
 
 fn drift(field: &str, expected: impl ToString, actual: impl ToString) -> Drift {
     Drift { field: field.to_string(), expected: expected.to_string(), actual: actual.to_string() }
@@ -533,7 +523,7 @@ pub fn judge_health(gates: &Gates, candidate: &VersionStats, baseline: &VersionS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::CurrentConfig;
+    use crate::model::CurrentConfig;
     use crate::spec::{Architecture, LoggingSpec};
     use serde_json::json;
     use std::collections::BTreeMap;

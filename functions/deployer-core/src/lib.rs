@@ -9,10 +9,13 @@
 //! - [`policy`]: the stack's own policy (function and role prefixes, allowed repositories, alarm prefix),
 //!   checked on every target before it is stored and before it is deployed.
 //! - [`event`]: the ECR "ECR Image Action" event as the trigger receives it, and its validation.
+//! - [`model`]: the deployer's data: what AWS reports (function, alias, image, build, alarm, version
+//!   statistics), the lock and its queue, operator commands, an execution's record and outcome, drift.
 //! - [`plan`]: what the state machine carries from step to step (inputs and outputs, camelCase JSON).
 //! - [`decisions`]: pure functions that decide (is the function ready, what drifted, did the smoke
 //!   test pass, which version to roll back to). Table-tested, no I/O.
-//! - [`ports`]: the small traits the steps need from AWS; `deployer-aws` implements them.
+//! - [`ports`]: the small traits the steps need from AWS (traits only, over [`model`]); `deployer-aws`
+//!   implements them.
 //! - [`steps`]: one async function per Task state, over the ports.
 //! - [`error`]: [`DeployError`] and its stable error names, which the state machine's Retry and
 //!   Catch match.
@@ -22,6 +25,7 @@ pub mod decisions;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod ports;

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decisions::Drift;
 use crate::ids::{FunctionName, ImageDigest, RepositoryName, Version};
+use crate::model::{Drift, Outcome};
 use crate::spec::TargetSpec;
 
 /// The input of an execution: from the trigger (deploy) or from an operator (either).
@@ -48,7 +48,7 @@ pub struct Queued {
     pub behind: String,
     /// The image that waited before, which this one replaced (recorded `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced: Option<crate::ports::PendingImage>,
+    pub replaced: Option<crate::model::PendingImage>,
     /// What happened, for the record.
     pub why: String,
 }
@@ -282,35 +282,6 @@ pub struct RolledBack {
     pub cause: String,
 }
 
-/// How an execution ended, as the Finish step records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Deployed,
-    AlreadyLive,
-    Superseded,
-    Rejected,
-    RolledBack,
-    RollbackFailed,
-    ManualRollback,
-    /// Another deployment of the function was running: the image was queued behind it (the newest push
-    /// waiting deploys when that one ends; an older one waiting is recorded `superseded`).
-    Queued,
-    /// The execution stopped (aborted, timed out, or failed outside the steps) before it recorded itself;
-    /// recorded from Step Functions' status-change event.
-    Abandoned,
-}
-
-impl Outcome {
-    /// Whether the execution succeeds (the others end in a Fail state).
-    pub fn succeeds(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Deployed | Outcome::AlreadyLive | Outcome::Superseded | Outcome::ManualRollback | Outcome::Queued
-        )
-    }
-}
-
 /// What each path of the state machine hands to Finish (`$.finish`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -335,35 +306,6 @@ pub struct FinishRequest {
     pub execution: ExecutionRef,
     /// The execution's own input (`$$.Execution.Input`): who or what asked for it.
     pub input: serde_json::Value,
-}
-
-/// One execution, as it stays on record after the execution is gone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentRecord {
-    pub function: FunctionName,
-    pub execution: String,
-    pub started_at: String,
-    pub finished_at_ms: i64,
-    /// "ecr-push" (the trigger), "operator" (a rollback request) or "manual" (a deploy input by hand).
-    pub trigger: String,
-    pub outcome: Outcome,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_digest: Option<ImageDigest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pushed_at_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_before: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_after: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub drift: Vec<Drift>,
 }
 
 /// Where a canary or linear shift stands: the alias sends `weight` percent to the candidate since
@@ -419,8 +361,8 @@ pub enum NextMove {
 pub struct HealthReport {
     pub next: NextMove,
     pub traffic: TrafficState,
-    pub candidate: crate::ports::VersionStats,
-    pub baseline: crate::ports::VersionStats,
+    pub candidate: crate::model::VersionStats,
+    pub baseline: crate::model::VersionStats,
     pub window_seconds: i64,
     /// One line for a human: the readings against the limits, or why it is waiting.
     pub verdict: String,

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use deployer_core::ids::{FunctionName, ImageDigest};
+use deployer_core::model::StartOutcome;
 use deployer_core::plan::{DeployRequest, ExecutionInput};
-use deployer_core::ports::{DeploymentLedger, Executions, ImageRegistry, StartOutcome, TargetStore};
+use deployer_core::ports::{DeploymentLedger, Executions, ImageRegistry, TargetStore};
 
 use super::follow::{follow, summary};
 use crate::ctx::{execution_arn, Ctx};

@@ -10,7 +10,7 @@ mod steer;
 mod target;
 mod watch;
 
-use deployer_core::ports::Command as Steer;
+use deployer_core::model::Command as Steer;
 
 use crate::cli::Command;
 use crate::ctx::Ctx;

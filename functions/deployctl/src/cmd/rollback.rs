@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use deployer_core::ids::{FunctionName, Version};
+use deployer_core::model::StartOutcome;
 use deployer_core::plan::{ExecutionInput, RollbackRequest};
-use deployer_core::ports::{Executions, StartOutcome};
+use deployer_core::ports::Executions;
 
 use super::follow::{follow, summary};
 use crate::ctx::{execution_arn, Ctx};

@@ -2,7 +2,8 @@
 //! next health check.
 
 use deployer_core::ids::FunctionName;
-use deployer_core::ports::{Command, DeploymentLedger};
+use deployer_core::model::Command;
+use deployer_core::ports::DeploymentLedger;
 
 use crate::ctx::Ctx;
 use crate::exit::{ended, Arg, Exit};

@@ -5,7 +5,8 @@ use aws_sdk_ecr::Client;
 use aws_smithy_mocks::mock;
 use deployer_aws::EcrRegistry;
 use deployer_core::ids::{ImageDigest, RepositoryName};
-use deployer_core::ports::{ImageInfo, ImageRegistry};
+use deployer_core::model::ImageInfo;
+use deployer_core::ports::ImageRegistry;
 use deployer_core::DeployError;
 
 use crate::meta;

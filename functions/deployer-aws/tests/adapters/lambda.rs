@@ -26,9 +26,8 @@ use aws_sdk_lambda::Client;
 use aws_smithy_mocks::mock;
 use deployer_aws::LambdaControlPlane;
 use deployer_core::ids::{AliasName, FunctionName, Version};
-use deployer_core::ports::{
-    AliasState, CurrentConfig, FunctionApi, FunctionState, Invocation, LambdaState, UpdateStatus,
-};
+use deployer_core::model::{AliasState, CurrentConfig, FunctionState, Invocation, LambdaState, UpdateStatus};
+use deployer_core::ports::FunctionApi;
 use deployer_core::DeployError;
 use serde_json::json;
 

@@ -4,7 +4,8 @@ use aws_sdk_sfn::types::error::{ExecutionAlreadyExists, ExecutionLimitExceeded, 
 use aws_sdk_sfn::Client;
 use aws_smithy_mocks::mock;
 use deployer_aws::SfnExecutions;
-use deployer_core::ports::{Executions, StartOutcome};
+use deployer_core::model::StartOutcome;
+use deployer_core::ports::Executions;
 use deployer_core::DeployError;
 
 use crate::meta;

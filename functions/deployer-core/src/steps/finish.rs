@@ -3,8 +3,9 @@ use serde_json::Value;
 
 use crate::decisions::{clip, started_by_trigger};
 use crate::ids::{FunctionName, ImageDigest, Version};
-use crate::plan::{DeploymentRecord, FinishRequest, Outcome};
-use crate::ports::{Command, DeploymentLedger, Executions, FunctionApi, ImageRegistry, PendingImage, TargetStore};
+use crate::model::{Command, DeploymentRecord, Outcome, PendingImage};
+use crate::plan::FinishRequest;
+use crate::ports::{DeploymentLedger, Executions, FunctionApi, ImageRegistry, TargetStore};
 use crate::steps::{let_go, LetGo};
 use crate::DeployError;
 

@@ -1,8 +1,9 @@
 use crate::decisions::{code_matches, config_drift, started_by_trigger, superseded_by};
 use crate::ids::Version;
+use crate::model::{ImageInfo, LockOutcome, PendingImage};
 use crate::plan::{ExecutionInput, Plan, PrepareInput, Queued};
 use crate::policy::StackPolicy;
-use crate::ports::{DeploymentLedger, FunctionApi, ImageInfo, ImageRegistry, LockOutcome, PendingImage, TargetStore};
+use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, TargetStore};
 use crate::spec::{Strategy, TargetSpec};
 use crate::steps::input;
 use crate::steps::{queue_behind, QueueResult};

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::decisions::{next_attempt, replaces_in_queue};
 use crate::ids::FunctionName;
+use crate::model::{PendingImage, StartOutcome};
 use crate::plan::{DeployRequest, ExecutionInput, QueuedStart};
-use crate::ports::{DeploymentLedger, Executions, PendingImage, StartOutcome, TargetStore};
+use crate::ports::{DeploymentLedger, Executions, TargetStore};
 use crate::DeployError;
 
 /// How long a handed-over lock waits for its new owner's Prepare to take it (which then extends it to the

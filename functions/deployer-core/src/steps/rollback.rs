@@ -1,7 +1,8 @@
 use crate::decisions::{clip, lock_ttl_ms, previous_good_version, recorded_good_versions, rollback_target};
 use crate::ids::{AliasName, FunctionName, ImageDigest, Version};
+use crate::model::{Command, LambdaState, LockOutcome};
 use crate::plan::{ExecutionRef, RollbackInput, RollbackRequest, RolledBack};
-use crate::ports::{Command, DeploymentLedger, FunctionApi, ImageRegistry, LambdaState, LockOutcome, TargetStore};
+use crate::ports::{DeploymentLedger, FunctionApi, ImageRegistry, TargetStore};
 use crate::spec::TargetSpec;
 use crate::steps::{release_provisioned, run_cases};
 use crate::DeployError;

@@ -1,7 +1,8 @@
 use crate::decisions::alias_description;
 use crate::ids::Version;
+use crate::model::Command;
 use crate::plan::{Deployed, ShiftInput};
-use crate::ports::{Command, DeploymentLedger, FunctionApi};
+use crate::ports::{DeploymentLedger, FunctionApi};
 use crate::steps::{release_provisioned, still_holds};
 use crate::DeployError;
 

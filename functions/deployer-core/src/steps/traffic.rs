@@ -2,8 +2,9 @@
 //! while the step bakes (in Wait states: nothing runs between checks) and decides what comes next.
 
 use crate::decisions::{alias_description, judge_health, Health};
+use crate::model::{Command, Routing};
 use crate::plan::{HealthInput, HealthReport, NextMove, TrafficInput, TrafficState};
-use crate::ports::{Command, DeploymentLedger, FunctionApi, Routing, Telemetry};
+use crate::ports::{DeploymentLedger, FunctionApi, Telemetry};
 use crate::spec::OnInsufficientData;
 use crate::steps::still_holds;
 use crate::DeployError;

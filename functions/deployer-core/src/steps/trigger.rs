@@ -4,9 +4,10 @@ use serde_json::Value;
 use crate::decisions::{attempt_name, attempt_of, execution_name, started_by_trigger};
 use crate::event::{parse_push, NotAPush};
 use crate::ids::{FunctionName, ImageDigest, Version};
-use crate::plan::{DeployRequest, DeploymentRecord, ExecutionInput, Outcome};
+use crate::model::{DeploymentRecord, Outcome, StartOutcome};
+use crate::plan::{DeployRequest, ExecutionInput};
 use crate::policy::StackPolicy;
-use crate::ports::{DeploymentLedger, Executions, FunctionApi, ImageRegistry, StartOutcome, TargetStore};
+use crate::ports::{DeploymentLedger, Executions, FunctionApi, ImageRegistry, TargetStore};
 use crate::spec::TargetSpec;
 use crate::DeployError;
 

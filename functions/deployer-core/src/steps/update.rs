@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
-use crate::decisions::Drift;
 use crate::decisions::{concurrency_drift, next_update, UpdateDecision};
+use crate::model::Drift;
 use crate::plan::{Plan, UpdateAction, UpdateOutput};
 use crate::ports::{FunctionApi, LogGroups};
 use crate::steps::now_ms;

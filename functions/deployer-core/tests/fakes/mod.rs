@@ -27,11 +27,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use deployer_core::ids::{AliasName, FunctionName, ImageDigest, RepositoryName, Version};
-use deployer_core::plan::{DeploymentRecord, ExecutionRef, Outcome, Plan};
+use deployer_core::model::{
+    AlarmState, AliasState, BuildState, Command, CurrentConfig, DeploymentRecord, FunctionState, ImageInfo, Invocation,
+    LambdaState, LockOutcome, LockState, Outcome, PendingImage, Provisioned, Routing, StartOutcome, UpdateStatus,
+    VersionStats,
+};
+use deployer_core::plan::{ExecutionRef, Plan};
 use deployer_core::ports::{
-    self, AlarmState, AliasState, BuildState, Builds, Command, CurrentConfig, DeploymentLedger, Executions,
-    FunctionApi, FunctionState, ImageInfo, ImageRegistry, Invocation, LambdaState, LockOutcome, LockState, LogGroups,
-    PendingImage, Provisioned, Routing, StartOutcome, TargetStore, Telemetry, UpdateStatus, VersionStats,
+    self, Builds, DeploymentLedger, Executions, FunctionApi, ImageRegistry, LogGroups, TargetStore, Telemetry,
 };
 use deployer_core::spec::{DesiredConfig, LogFormat, TargetSpec};
 use deployer_core::DeployError;

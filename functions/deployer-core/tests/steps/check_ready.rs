@@ -1,7 +1,7 @@
 //! Check Ready: one look at the function, no waiting.
 
+use deployer_core::model::{LambdaState, UpdateStatus};
 use deployer_core::plan::{CheckReadyInput, ReadyOutput, ReadyStatus, UpdateAction, UpdateOutput};
-use deployer_core::ports::{LambdaState, UpdateStatus};
 use deployer_core::steps::check_ready;
 
 use crate::fakes::*;

@@ -1,12 +1,11 @@
 //! Finish: every path of the state machine ends here; it records the execution and releases the function's
 //! lock if this execution holds it.
 
-use deployer_core::decisions::Drift;
 use deployer_core::ids::AliasName;
-use deployer_core::plan::{
-    Deployed, DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, RolledBack, StepFailure,
-};
-use deployer_core::ports::{Command, DeploymentLedger, FunctionApi, Routing};
+use deployer_core::model::Drift;
+use deployer_core::model::{Command, DeploymentRecord, Outcome, Routing};
+use deployer_core::plan::{Deployed, FinishInput, FinishRequest, Plan, RolledBack, StepFailure};
+use deployer_core::ports::{DeploymentLedger, FunctionApi};
 use deployer_core::steps::{execution_ended, finish, iso_from_ms, operator_command, Ended, Finished, LetGo};
 use deployer_core::DeployError;
 use serde_json::{json, Value};

@@ -1,7 +1,9 @@
 //! Prepare: check the request against the target and the image, take the function's deployment lock, and read
 //! where the function stands.
 
-use deployer_core::plan::{Outcome, Plan, PrepareInput};
+use deployer_core::plan::{Plan, PrepareInput};
+
+use deployer_core::model::Outcome;
 use deployer_core::spec::TargetSpec;
 use deployer_core::steps::prepare;
 use deployer_core::DeployError;

@@ -1,8 +1,8 @@
 //! Provision: provisioned concurrency on the new version, READY before traffic moves; and none left on
 //! versions the alias no longer serves.
 
+use deployer_core::model::Provisioned;
 use deployer_core::plan::{ProvisionInput, ProvisionState, ProvisionStatus, Published};
-use deployer_core::ports::Provisioned;
 use deployer_core::spec::TargetSpec;
 use deployer_core::steps::{provision, release_provisioned};
 

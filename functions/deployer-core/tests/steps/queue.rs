@@ -4,10 +4,8 @@
 
 use deployer_core::decisions::{attempt_name, attempt_of, execution_name, next_attempt};
 use deployer_core::ids::ImageDigest;
-use deployer_core::plan::{
-    DeploymentRecord, FinishInput, FinishRequest, Outcome, Plan, PrepareInput, Queued, QueuedStart,
-};
-use deployer_core::ports::PendingImage;
+use deployer_core::model::{DeploymentRecord, Outcome, PendingImage};
+use deployer_core::plan::{FinishInput, FinishRequest, Plan, PrepareInput, Queued, QueuedStart};
 use deployer_core::steps::{
     execution_ended, finish, let_go, prepare, queue_behind, reconcile, LetGo, QueueResult, HANDOVER_TTL_MS,
 };

@@ -2,8 +2,8 @@
 //! then prove it with the smoke cases through the alias.
 
 use deployer_core::decisions::{alias_description, lock_ttl_ms};
-use deployer_core::plan::{DeploymentRecord, Outcome, Plan, RollbackInput, RollbackRequest, RolledBack, StepFailure};
-use deployer_core::ports::Command;
+use deployer_core::model::{Command, DeploymentRecord, Outcome};
+use deployer_core::plan::{Plan, RollbackInput, RollbackRequest, RolledBack, StepFailure};
 use deployer_core::steps::rollback;
 use deployer_core::DeployError;
 use serde_json::json;
@@ -381,7 +381,7 @@ async fn a_failed_version_is_refused() {
     {
         let mut w = lambda.world();
         let v2_state = w.function_mut(FN).versions.get_mut(&2).unwrap();
-        v2_state.state = deployer_core::ports::LambdaState::Failed;
+        v2_state.state = deployer_core::model::LambdaState::Failed;
         v2_state.state_reason = Some("The image could not be found".into());
     }
 

@@ -150,7 +150,7 @@ async fn a_rollback_asked_for_before_the_alias_moved_moves_nothing() {
     // GIVEN an operator's rollback reached the running deployment (an abort for it) before its shift
     let lambda = two_versions();
     let ledger = FakeLedger::held();
-    ledger.seed_command(FN, EXECUTION, deployer_core::ports::Command::Abort, "an operator asked for a rollback");
+    ledger.seed_command(FN, EXECUTION, deployer_core::model::Command::Abort, "an operator asked for a rollback");
     let writes = lambda.writes().len();
 
     // WHEN the shift runs, THEN it is Aborted and the alias stays on version 1

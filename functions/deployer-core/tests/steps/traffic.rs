@@ -1,8 +1,9 @@
 //! Canary and linear: Shift Traffic moves the alias's weight one step (guarded, never past a moved alias);
 //! Check Health reads the gates and decides bake / shift / complete, or fails with the numbers.
 
+use deployer_core::model::{Command, VersionStats};
 use deployer_core::plan::{HealthInput, NextMove, Plan, Published, TrafficInput, TrafficState};
-use deployer_core::ports::{Command, DeploymentLedger, VersionStats};
+use deployer_core::ports::DeploymentLedger;
 use deployer_core::spec::{Gates, OnInsufficientData, Strategy, TargetSpec};
 use deployer_core::steps::{check_health, shift_traffic};
 use deployer_core::DeployError;
@@ -212,7 +213,7 @@ async fn an_operator_can_promote_or_abort_a_running_shift() {
 async fn a_rollback_asked_for_before_the_first_shift_sends_no_traffic_and_a_lost_lock_shifts_nothing() {
     let lambda = two_versions();
     let ledger = FakeLedger::held();
-    ledger.seed_command(FN, EXECUTION, deployer_core::ports::Command::Abort, "an operator asked for a rollback");
+    ledger.seed_command(FN, EXECUTION, deployer_core::model::Command::Abort, "an operator asked for a rollback");
     let writes = lambda.writes().len();
     let err = shift_traffic(&lambda, &ledger, shift_input(canary(), None), NOW_MS).await.unwrap_err();
     assert_eq!(err.name(), "Aborted", "{err}");

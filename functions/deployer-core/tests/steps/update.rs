@@ -1,9 +1,11 @@
 //! Update Function: one step towards the spec (create, configuration, code), each guarded by the RevisionId
 //! just read.
 
-use deployer_core::decisions::{config_drift, Drift};
+use deployer_core::decisions::config_drift;
+
+use deployer_core::model::Drift;
+use deployer_core::model::{LambdaState, UpdateStatus};
 use deployer_core::plan::{CheckReadyInput, Plan, ReadyStatus, UpdateAction, UpdateOutput};
-use deployer_core::ports::{LambdaState, UpdateStatus};
 use deployer_core::steps::{self, check_ready, now_ms, update_function};
 use deployer_core::DeployError;
 use serde_json::{json, Value};
