@@ -82,6 +82,9 @@ step "local AWS lifecycle" bash tests/scripts/local_aws_lifecycle.sh
 export LOCAL_AWS_METRIC_LAG_SECONDS=${LOCAL_AWS_METRIC_LAG_SECONDS:-3}
 scripts/local-aws start
 trap 'scripts/local-aws stop >/dev/null || true' EXIT
+# The test binaries share one deployment of the e2e stack per run and endpoint (tests/src/stack.rs, ensure).
+DEPLOYER_E2E_RUN="$(date +%s)-$$"
+export DEPLOYER_E2E_RUN
 reports="$target_root/test-reports"
 rm -rf "$reports"
 step "cargo test" cargo test --workspace --no-fail-fast "${cargo_args[@]}"

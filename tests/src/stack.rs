@@ -1,5 +1,5 @@
 //! The deployer stack on local AWS, deployed once per test run from template.yaml by
-//! `scripts/deploy-local.sh` (the same path as the demo).
+//! `scripts/deploy-local.sh` (the same path as the demo): see [`ensure`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,37 +46,70 @@ impl Stack {
     }
 }
 
-/// Deploy (or update) the stack once for this test binary.
+/// Deploy (or update) the stack once per test run: once per `scripts/test.sh` run and local AWS endpoint
+/// (it sets `DEPLOYER_E2E_RUN`; the test binaries of that run share the deployment through a record under
+/// the target dir, taken under a file lock), else once per test binary.
 pub fn ensure() -> &'static Stack {
     static STACK_ONCE: OnceLock<Stack> = OnceLock::new();
-    STACK_ONCE.get_or_init(|| {
-        let out = Command::new(workspace_root().join("scripts/deploy-local.sh"))
-            .args(["--stack", STACK, "--repositories", &REPOSITORIES.join(",")])
-            // Every function the tests deploy is named e2e-..., every service role e2e-...
-            .args(["--param", "TargetFunctionPrefix=e2e-", "--param", "TargetRolePrefix=e2e-"])
-            // Every alarm a gate reads is named e2e-...
-            .args(["--param", "GateAlarmPrefix=e2e-"])
-            .args(["--param", "Notifications=true"])
-            // The same build as `cargo test --workspace`: its compiled dependencies are reused.
-            .arg("--build-tests")
-            .env("AWS_ENDPOINT_URL", crate::sdk::endpoint())
-            .output()
-            .expect("scripts/deploy-local.sh runs");
-        assert!(
-            out.status.success(),
-            "deploying the stack failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let outputs: BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
-        Stack {
-            state_machine_arn: outputs["StateMachineArn"].clone(),
-            targets_table: outputs["TargetsTableName"].clone(),
-        }
+    STACK_ONCE.get_or_init(|| match std::env::var("DEPLOYER_E2E_RUN") {
+        Ok(run) if !run.is_empty() => once_per_run(&run),
+        _ => deploy(),
     })
+}
+
+/// The stack this run deployed to this endpoint, or a deployment now (recorded for the run's other binaries).
+fn once_per_run(run: &str) -> Stack {
+    let endpoint = crate::sdk::endpoint();
+    let dir = crate::fixture::target_dir().join("e2e-stack");
+    std::fs::create_dir_all(&dir).expect("the target dir is writable");
+    let key: String = endpoint.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let lock = std::fs::File::create(dir.join(format!("{key}.lock"))).expect("the lock file can be created");
+    lock.lock().expect("the lock file can be locked");
+    let record = dir.join(format!("{key}.json"));
+    let wanted = |v: &serde_json::Value| v["run"] == run && v["endpoint"] == endpoint.as_str();
+    // A record that does not read is a failed test, not a reason to deploy again: it was written under the lock.
+    if let Some(v) = std::fs::read(&record).ok().map(|bytes| {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .unwrap_or_else(|e| panic!("{} does not read ({e}): delete it", record.display()))
+    }) {
+        if wanted(&v) {
+            return Stack {
+                state_machine_arn: v["stateMachineArn"].as_str().expect("stateMachineArn").to_string(),
+                targets_table: v["targetsTable"].as_str().expect("targetsTable").to_string(),
+            };
+        }
+    }
+    let stack = deploy();
+    let v = serde_json::json!({"run": run, "endpoint": endpoint, "stateMachineArn": stack.state_machine_arn,
+                               "targetsTable": stack.targets_table});
+    std::fs::write(&record, v.to_string()).expect("the record can be written");
+    stack
+}
+
+fn deploy() -> Stack {
+    let out = Command::new(workspace_root().join("scripts/deploy-local.sh"))
+        .args(["--stack", STACK, "--repositories", &REPOSITORIES.join(",")])
+        // Every function the tests deploy is named e2e-..., every service role e2e-...
+        .args(["--param", "TargetFunctionPrefix=e2e-", "--param", "TargetRolePrefix=e2e-"])
+        // Every alarm a gate reads is named e2e-...
+        .args(["--param", "GateAlarmPrefix=e2e-"])
+        .args(["--param", "Notifications=true"])
+        // The same build as `cargo test --workspace`: its compiled dependencies are reused.
+        .arg("--build-tests")
+        .env("AWS_ENDPOINT_URL", crate::sdk::endpoint())
+        .output()
+        .expect("scripts/deploy-local.sh runs");
+    assert!(
+        out.status.success(),
+        "deploying the stack failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outputs: BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    Stack { state_machine_arn: outputs["StateMachineArn"].clone(), targets_table: outputs["TargetsTableName"].clone() }
 }
 
 /// Wait until the named execution exists and has ended; (status, error, cause, output).
