@@ -1,4 +1,4 @@
-//! Bad input changes nothing and says exactly what was wrong (DESIGN.md invariant 5), over the corpus in
+//! Bad input changes nothing and says exactly what was wrong (the README's safety table), over the corpus in
 //! `tests/fixtures/bad-input/`: one JSON file per case,
 //!
 //! ```json

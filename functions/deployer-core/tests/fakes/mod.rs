@@ -1,4 +1,5 @@
-//! Hand-written fakes of the four ports, and realistic fixtures (STYLE.md section 7, layer 2).
+//! Hand-written fakes of every port (the eight traits of `deployer_core::ports`), and realistic fixtures: the
+//! step tests' layer between the pure decisions and the end-to-end tests on local AWS.
 //!
 //! - [`FakeLambda`]: an in-memory Lambda. `$LATEST`, published versions and aliases each carry a RevisionId
 //!   that changes on every write; the write calls enforce the RevisionId (and `PublishVersion` the CodeSha256)
